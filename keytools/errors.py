@@ -1,0 +1,119 @@
+"""The project's exception types.
+
+Each class carries OpenSSH's wording for the matching ssherr code, so a CLI can print
+``str(exc)`` and read like the real tool. Every parser in the project raises one of
+these (never IndexError, struct.error or a cryptography exception).
+"""
+
+from __future__ import annotations
+
+
+class SshError(Exception):
+    """Base of every error the project raises on purpose."""
+
+    default_message = "unexpected internal error"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message if message is not None else self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class MessageIncomplete(SshError):
+    """A field runs past the end of its buffer (a short read)."""
+
+    default_message = "incomplete message"
+
+
+class InvalidFormat(SshError):
+    default_message = "invalid format"
+
+
+class BignumNegative(InvalidFormat):
+    default_message = "bignum is negative"
+
+
+class BignumTooLarge(InvalidFormat):
+    default_message = "bignum is too large"
+
+
+class StringTooLarge(InvalidFormat):
+    default_message = "string is too large"
+
+
+class UnexpectedTrailingData(InvalidFormat):
+    default_message = "unexpected bytes remain after decoding"
+
+
+class KeyTypeUnknown(SshError):
+    default_message = "unknown or unsupported key type"
+
+
+class KeyTypeMismatch(InvalidFormat):
+    default_message = "key type does not match"
+
+
+class CurveInvalid(InvalidFormat):
+    default_message = "invalid elliptic curve"
+
+
+class CurveMismatch(InvalidFormat):
+    default_message = "elliptic curve does not match"
+
+
+class InvalidEcValue(InvalidFormat):
+    default_message = "invalid elliptic curve value"
+
+
+class KeyLength(SshError):
+    default_message = "Invalid key length"
+
+
+class CertificateInvalid(InvalidFormat):
+    default_message = "invalid certificate"
+
+
+class CertificateUnknownType(InvalidFormat):
+    default_message = "unknown/unsupported certificate type"
+
+
+class SignatureInvalid(SshError):
+    default_message = "incorrect signature"
+
+
+class SignatureAlgorithmUnsupported(SshError):
+    default_message = "signature algorithm not supported"
+
+
+class WrongPassphrase(SshError):
+    default_message = "incorrect passphrase supplied to decrypt private key"
+
+
+class UnknownCipher(SshError):
+    default_message = "key encrypted using unsupported cipher"
+
+
+class BadPermissions(SshError):
+    default_message = "bad permissions"
+
+
+class FeatureUnsupported(SshError):
+    default_message = "requested feature not supported"
+
+
+class InvalidArgument(SshError):
+    default_message = "invalid argument"
+
+
+class FileError(SshError):
+    """An operating-system error on a file, worded as strerror()."""
+
+    def __init__(self, message: str | None = None, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+    @classmethod
+    def from_os(cls, exc: OSError) -> FileError:
+        return cls(exc.strerror or str(exc), exc.errno)
