@@ -96,7 +96,22 @@ class UnknownCipher(SshError):
 
 
 class BadPermissions(SshError):
+    """A private key file readable by others; ``warning`` is the block OpenSSH prints."""
+
     default_message = "bad permissions"
+
+    def __init__(self, message: str | None = None, warning: str = "") -> None:
+        super().__init__(message)
+        #: ssh-keygen's multi-line "UNPROTECTED PRIVATE KEY FILE" text (no final newline).
+        self.warning = warning
+
+
+class MacInvalid(SshError):
+    default_message = "message authentication code incorrect"
+
+
+class PassphraseTooShort(SshError):
+    default_message = "passphrase is too short (minimum five characters)"
 
 
 class FeatureUnsupported(SshError):
