@@ -1,0 +1,112 @@
+"""Helpers shared by the test modules: corpus paths, subprocesses, private-key copies.
+
+Import them as ``from tests.helpers import TESTDATA, run, ...``. Paths are computed from
+this file so the suite works wherever the repository is cloned (``shared/`` sits beside it).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TESTDATA = (REPO_ROOT / ".." / "shared" / "testdata").resolve()
+
+#: Generous: the slowest thing a test runs is an RSA key generation on a loaded CI machine.
+DEFAULT_TIMEOUT = 120.0
+
+
+def run(
+    cmd: Sequence[str | os.PathLike[str]],
+    input: str | bytes | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    binary: bool = False,
+) -> subprocess.CompletedProcess[Any]:
+    """Run ``cmd`` and capture its output; never raises on a non-zero exit status.
+
+    stdin is /dev/null unless ``input`` is given, and the child gets a new session (no
+    controlling terminal), so a tool that would prompt on /dev/tty fails instead of hanging.
+    Output is text (UTF-8, undecodable bytes escaped) unless ``binary`` is set.
+    """
+    data = input.encode("utf-8") if isinstance(input, str) else input
+    proc = subprocess.run(
+        [os.fspath(c) for c in cmd],
+        input=data,
+        stdin=subprocess.DEVNULL if data is None else None,
+        capture_output=True,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        timeout=timeout,
+        start_new_session=True,
+        check=False,
+    )
+    if binary:
+        return proc
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode("utf-8", "surrogateescape"),
+        proc.stderr.decode("utf-8", "surrogateescape"),
+    )
+
+
+def tool_path(name: str) -> str:
+    """Absolute path of an OpenSSH tool; skips the calling test when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _ssh_version_banner() -> str | None:
+    path = shutil.which("ssh")
+    if path is None:
+        return None
+    proc = run([path, "-V"])
+    return f"{proc.stderr}{proc.stdout}"
+
+
+def openssh_version() -> tuple[int, int]:
+    """The installed OpenSSH's (major, minor), from ``ssh -V`` (``OpenSSH_9.2p1 ...``).
+
+    Skips the calling test when ssh is missing or its banner cannot be read.
+    """
+    banner = _ssh_version_banner()
+    if banner is None:
+        pytest.skip("ssh not installed")
+    m = re.search(r"OpenSSH_(\d+)\.(\d+)", banner)
+    if m is None:
+        pytest.skip(f"cannot parse ssh -V output: {banner!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def testdata(*parts: str) -> Path:
+    """A path inside the conformance corpus, e.g. ``testdata("sshkey", "ed25519_1")``."""
+    return TESTDATA.joinpath(*parts)
+
+
+def private_copy(path: str | os.PathLike[str], tmp_path: Path) -> Path:
+    """Copy a (world-readable) corpus private key to a 0600 file the loaders accept.
+
+    ``path`` may be absolute or relative to TESTDATA (``"sshkey/rsa_1"``). The copy keeps
+    the file name, so a ``.pub`` copied the same way sits beside it.
+    """
+    src = Path(path)
+    if not src.is_absolute():
+        src = TESTDATA / src
+    dst = tmp_path / src.name
+    dst.write_bytes(src.read_bytes())
+    dst.chmod(0o600)
+    return dst

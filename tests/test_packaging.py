@@ -1,0 +1,118 @@
+"""Packaging promises: cheap imports, stub entry points, and CI running what README says."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import textwrap
+
+import pytest
+
+from tests.helpers import REPO_ROOT, TESTDATA, run
+
+#: Heavy or optional packages that importing the key library must never pull in.
+FORBIDDEN = ("rich", "keyring", "pkcs11")
+
+
+def _loaded_modules(code: str) -> set[str]:
+    """Run ``code`` in a fresh interpreter and return the top-level names in sys.modules."""
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    proc = run([sys.executable, "-c", script], cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return {name.split(".")[0] for name in json.loads(proc.stdout.splitlines()[-1])}
+
+
+def test_importing_the_key_library_is_cheap() -> None:
+    loaded = _loaded_modules(
+        "import keytools, keytools.public, keytools.wire, keytools.errors, keytools.certificate"
+    )
+    for name in FORBIDDEN:
+        assert name not in loaded, f"{name} imported by the key library"
+    assert "cryptography" not in loaded
+    assert "keytools" in loaded
+
+
+def test_fingerprint_of_ed25519_key_needs_no_cryptography() -> None:
+    if not (REPO_ROOT / "keytools" / "fingerprint.py").exists():
+        pytest.skip("keytools/fingerprint.py not written yet")
+    pub = TESTDATA / "sshkey" / "ed25519_1.pub"
+    code = textwrap.dedent(
+        f"""
+        from keytools.public import parse_public_line
+        from keytools.fingerprint import fingerprint
+        key, _ = parse_public_line(open({str(pub)!r}).read())
+        print(fingerprint(key))
+        """
+    )
+    proc = run([sys.executable, "-c", code + "import sys; print(sorted(sys.modules))"],
+               cwd=REPO_ROOT)
+    assert proc.returncode == 0, proc.stderr
+    fp_line, modules = proc.stdout.splitlines()[-2:]
+    expected = (TESTDATA / "sshkey" / "ed25519_1.fp").read_text().strip()
+    assert fp_line == expected
+    loaded = {m.split(".")[0] for m in re.findall(r"'([^']+)'", modules)}
+    assert "cryptography" not in loaded
+    for name in FORBIDDEN:
+        assert name not in loaded
+
+
+STUBS = [
+    ("pyagent", "agent.cli", "pyagent_main"),
+    ("pyadd", "agent.cli", "pyadd_main"),
+    ("pyssh", "protocol.cli", "pyssh_main"),
+    ("pysshd", "protocol.cli", "pysshd_main"),
+]
+
+
+@pytest.mark.parametrize(("prog", "module", "func"), STUBS, ids=[s[0] for s in STUBS])
+def test_stub_entry_points_fail_cleanly(prog: str, module: str, func: str) -> None:
+    code = f"from {module} import {func}; raise SystemExit({func}())"
+    proc = run([sys.executable, "-c", code], cwd=REPO_ROOT)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == f"{prog}: not implemented yet\n"
+
+
+@pytest.mark.parametrize(("prog", "module", "func"), STUBS, ids=[s[0] for s in STUBS])
+def test_installed_console_scripts(prog: str, module: str, func: str) -> None:
+    path = shutil.which(prog)
+    if path is None:
+        pytest.skip(f"{prog} not installed (run pip install -e .)")
+    proc = run([path, "-h"])
+    assert proc.returncode == 1
+    assert "not implemented yet" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_console_scripts_point_at_the_stubs() -> None:
+    import tomllib
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    for prog, module, func in STUBS:
+        assert scripts[prog] == f"{module}:{func}"
+
+
+def _readme_commands() -> dict[str, str]:
+    """The single command line in the fenced block after each ``<!-- ci:NAME -->`` marker."""
+    text = (REPO_ROOT / "README.md").read_text()
+    found = dict(re.findall(r"^<!-- ci:(\w+) -->\n```\w*\n([^\n]+)\n```$", text, re.M))
+    return found
+
+
+def test_readme_has_the_two_setup_commands() -> None:
+    commands = _readme_commands()
+    assert set(commands) == {"install", "test"}
+    assert "apt-get install -y" in commands["install"]
+    assert "pip install -e '.[test]'" in commands["install"]
+    assert commands["test"] == "ruff check . && mypy && python3 -m pytest"
+
+
+def test_ci_runs_exactly_the_readme_commands() -> None:
+    script = REPO_ROOT / ".ci" / "run"
+    assert script.stat().st_mode & 0o111, ".ci/run must be executable"
+    proc = run(["bash", script, "--print"], cwd="/")
+    assert proc.returncode == 0, proc.stderr
+    commands = _readme_commands()
+    assert proc.stdout.splitlines() == [commands["install"], commands["test"]]
