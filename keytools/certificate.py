@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from keytools.errors import CertificateInvalid, CertificateUnknownType, SignatureInvalid
+from keytools.errors import CertificateInvalid, InvalidFormat, SignatureInvalid
 from keytools.public.base import PublicKey, decode_body, register
 from keytools.wire import Reader, Writer
 
@@ -124,7 +124,7 @@ def _decode(key_type: str, r: Reader) -> PublicKey:
     serial = r.uint64()
     cert_type = r.uint32()
     if cert_type not in (USER_CERT, HOST_CERT):
-        raise CertificateUnknownType()
+        raise InvalidFormat()  # OpenSSH's wording for an unknown certificate type
     key_id = r.text()
     pr = r.sub()
     principals: list[str] = []

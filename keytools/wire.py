@@ -91,6 +91,13 @@ class Reader:
         except UnicodeDecodeError:
             raise InvalidFormat() from None
 
+    def cstring(self) -> str:
+        """A string without NUL bytes; bytes that are not UTF-8 survive (surrogateescape)."""
+        raw = self.string()
+        if b"\0" in raw:
+            raise InvalidFormat()
+        return raw.decode("utf-8", "surrogateescape")
+
     def ascii(self) -> str:
         """A string that must be plain ASCII (algorithm names, field names)."""
         raw = self.string()
@@ -151,7 +158,7 @@ class Writer:
 
     def string(self, data: bytes | bytearray | memoryview | str) -> Writer:
         if isinstance(data, str):
-            data = data.encode("utf-8")
+            data = data.encode("utf-8", "surrogateescape")
         self._buf += len(data).to_bytes(4, "big")
         self._buf += data
         return self

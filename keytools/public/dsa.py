@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from keytools.errors import SignatureInvalid
+from keytools.errors import InvalidFormat, MessageIncomplete, SignatureInvalid
 from keytools.public.base import PublicKey, register, split_signature
 from keytools.wire import Reader, Writer
 
@@ -49,7 +49,11 @@ class DsaPublic(PublicKey):
 
 
 def _decode(key_type: str, r: Reader) -> PublicKey:
-    p, q, g, y = r.mpint(), r.mpint(), r.mpint(), r.mpint()
+    # OpenSSH reports any unreadable number in these keys as "invalid format".
+    try:
+        p, q, g, y = r.mpint(), r.mpint(), r.mpint(), r.mpint()
+    except (MessageIncomplete, InvalidFormat):
+        raise InvalidFormat() from None
     return DsaPublic(p, q, g, y)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from keytools.errors import CurveInvalid, CurveMismatch, InvalidEcValue, SignatureInvalid
+from keytools.errors import CurveInvalid, CurveMismatch, InvalidFormat, SignatureInvalid
 from keytools.public.base import PublicKey, register, split_signature
 from keytools.wire import Reader, Writer
 
@@ -24,15 +25,23 @@ CURVES: dict[str, tuple[int, int, str]] = {
 def curve_object(curve: str) -> ec.EllipticCurve:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    return {"nistp256": ec.SECP256R1, "nistp384": ec.SECP384R1, "nistp521": ec.SECP521R1}[
-        curve
-    ]()
+    factories: dict[str, Callable[[], ec.EllipticCurve]] = {
+        "nistp256": ec.SECP256R1,
+        "nistp384": ec.SECP384R1,
+        "nistp521": ec.SECP521R1,
+    }
+    return factories[curve]()
 
 
 def hash_object(name: str) -> HashAlgorithm:
     from cryptography.hazmat.primitives import hashes
 
-    return {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}[name]()
+    factories: dict[str, Callable[[], HashAlgorithm]] = {
+        "sha256": hashes.SHA256,
+        "sha384": hashes.SHA384,
+        "sha512": hashes.SHA512,
+    }
+    return factories[name]()
 
 
 def curve_for_bits(bits: int) -> str | None:
@@ -46,13 +55,13 @@ def check_point(curve: str, point: bytes) -> None:
     """Reject anything but a valid uncompressed point on ``curve``."""
     _, clen, _ = CURVES[curve]
     if len(point) != 1 + 2 * clen or point[0] != 4:
-        raise InvalidEcValue()
+        raise InvalidFormat()
     from cryptography.hazmat.primitives.asymmetric import ec
 
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(curve_object(curve), point)
     except ValueError:
-        raise InvalidEcValue() from None
+        raise InvalidFormat() from None
 
 
 def verify_ecdsa(curve: str, point: bytes, digest_input: bytes, sig_blob: bytes) -> None:
@@ -107,12 +116,10 @@ class EcdsaPublic(PublicKey):
 
 
 def decode_curve_and_point(key_type: str, r: Reader) -> tuple[str, bytes]:
+    """The curve name and point; the name must be the one the key type implies."""
     curve = r.ascii()
-    if curve not in CURVES:
-        raise CurveInvalid()
-    if not key_type.startswith(f"ecdsa-sha2-{curve}") and not key_type.startswith(
-        "sk-ecdsa-sha2-nistp256"
-    ):
+    expected = "nistp256" if key_type.startswith("sk-") else key_type.split("-")[2]
+    if curve != expected:
         raise CurveMismatch()
     return curve, r.string()
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from keytools.errors import KeyLength, SignatureInvalid
+from keytools.errors import InvalidFormat, KeyLength, MessageIncomplete, SignatureInvalid
 from keytools.public.base import PublicKey, register, split_signature
 from keytools.wire import Reader, Writer
 
@@ -57,7 +58,12 @@ def verify_rsa(e: int, n: int, alg: str, data: bytes, sig: bytes) -> None:
     if len(sig) > modlen:
         raise SignatureInvalid()
     sig = sig.rjust(modlen, b"\0")  # OpenSSH accepts short signatures, zero-padded
-    algo = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha512": hashes.SHA512}[hash_name]()
+    factories: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+        "sha1": hashes.SHA1,
+        "sha256": hashes.SHA256,
+        "sha512": hashes.SHA512,
+    }
+    algo = factories[hash_name]()
     try:
         rsa.RSAPublicNumbers(e, n).public_key().verify(sig, data, padding.PKCS1v15(), algo)
     except (InvalidSignature, ValueError):
@@ -65,8 +71,12 @@ def verify_rsa(e: int, n: int, alg: str, data: bytes, sig: bytes) -> None:
 
 
 def _decode(key_type: str, r: Reader) -> PublicKey:
-    e = r.mpint()
-    return RsaPublic(e, r.mpint())
+    # OpenSSH reports any unreadable number in these keys as "invalid format".
+    try:
+        e, n = r.mpint(), r.mpint()
+    except (MessageIncomplete, InvalidFormat):
+        raise InvalidFormat() from None
+    return RsaPublic(e, n)
 
 
 register(("ssh-rsa",), _decode)

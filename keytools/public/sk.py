@@ -21,7 +21,7 @@ WEBAUTHN_ECDSA = "webauthn-sk-ecdsa-sha2-nistp256@openssh.com"
 def _signed_blob(application: str, flags: int, counter: int, ext: bytes, msg_hash: bytes) -> bytes:
     return b"".join(
         (
-            hashlib.sha256(application.encode("utf-8")).digest(),
+            hashlib.sha256(application.encode("utf-8", "surrogateescape")).digest(),
             bytes((flags,)),
             counter.to_bytes(4, "big"),
             ext,
@@ -114,16 +114,12 @@ class SkEcdsaPublic(PublicKey):
 
 def _decode_ed25519(key_type: str, r: Reader) -> PublicKey:
     key = r.string()
-    return SkEd25519Public(key, r.text())
+    return SkEd25519Public(key, r.cstring())
 
 
 def _decode_ecdsa(key_type: str, r: Reader) -> PublicKey:
-    from keytools.errors import CurveMismatch
-
-    curve, point = decode_curve_and_point(key_type, r)
-    if curve != "nistp256":
-        raise CurveMismatch()
-    return SkEcdsaPublic(point, r.text())
+    _, point = decode_curve_and_point(key_type, r)
+    return SkEcdsaPublic(point, r.cstring())
 
 
 register((SK_ED25519,), _decode_ed25519)
