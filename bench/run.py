@@ -103,6 +103,7 @@ def main() -> int:
         for rounds in (16, 100):
             for who in ("o", "t"):
                 made = work / f"p{who}"
+                fresh(f"p{who}")()
                 subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(made)],
                                check=True)
 

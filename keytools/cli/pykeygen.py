@@ -29,24 +29,6 @@ usage: pykeygen [-q] [-a rounds] [-b bits] [-C comment] [-f output_keyfile]
        pykeygen -B [-f input_keyfile]
 """
 
-#: flags of ssh-keygen whose operations belong to later work
-_NOT_YET = {
-    "-A": "host key generation (-A)",
-    "-D": "PKCS#11 keys (-D)",
-    "-F": "known_hosts search (-F)",
-    "-H": "known_hosts hashing (-H)",
-    "-K": "FIDO resident keys (-K)",
-    "-L": "certificate listing (-L)",
-    "-M": "moduli generation (-M)",
-    "-Q": "KRL queries (-Q)",
-    "-R": "known_hosts removal (-R)",
-    "-k": "KRL generation (-k)",
-    "-r": "SSHFP records (-r)",
-    "-s": "certificate signing (-s)",
-    "-Y": "SSH signatures (-Y)",
-}
-
-
 @dataclass
 class KeygenOptions:
     """Everything the command line said, before any work is done."""
@@ -67,6 +49,23 @@ class KeygenOptions:
     options: list[str] = field(default_factory=list)  # -O
     action: set[str] = field(default_factory=set)
     args: list[str] = field(default_factory=list)
+    # certificates (-s -I -h -n -V -z -U -D -L)
+    ca_key: str | None = None
+    cert_id: str | None = None
+    host_cert: bool = False
+    principals: str | None = None
+    validity: str | None = None
+    serial: str | None = None
+    prefer_agent: bool = False
+    pkcs11_provider: str | None = None
+    # KRL (-k -u -Q), signatures (-Y), hosts (-F -R -H -r -g -A), moduli (-M), FIDO (-w -K)
+    update_krl: bool = False
+    sign_op: str | None = None
+    hostname: str | None = None  # -F, -R and -r all set it, as in ssh-keygen
+    print_generic: bool = False
+    moduli: str | None = None
+    sk_provider: str | None = None
+    revocation_file: str | None = None
 
 
 def _strtonum(text: str, low: int, high: int) -> tuple[int, str | None]:
@@ -92,8 +91,6 @@ def parse_args(argv: list[str]) -> KeygenOptions:
         error(f"{PROGNAME}: {exc.msg}")
         usage()
     for flag, value in pairs:
-        if flag in _NOT_YET:
-            raise Fatal(f"{PROGNAME}: {_NOT_YET[flag]} is not implemented yet", 1)
         if flag == "-b":
             opts.bits, err = _strtonum(value, 1, 0xFFFFFFFF)
             if err:
@@ -136,10 +133,42 @@ def parse_args(argv: list[str]) -> KeygenOptions:
             opts.verbose += 1
         elif flag in ("-i", "-X"):
             opts.action.add("-i")
-        elif flag in ("-p", "-c", "-l", "-B", "-y", "-e"):
+        elif flag in ("-p", "-c", "-l", "-B", "-y", "-e", "-L", "-k", "-Q", "-H", "-A", "-K"):
             opts.action.add(flag)
-        # -o (new format is the default), -g, -h, -U, -u, -n, -I, -V, -z, -w: accepted,
-        # they only matter to operations that are not implemented yet.
+        elif flag in ("-F", "-R"):
+            opts.action.add(flag)
+            opts.hostname = value
+        elif flag == "-r":
+            opts.hostname = value
+        elif flag == "-s":
+            opts.ca_key = value
+        elif flag == "-I":
+            opts.cert_id = value
+        elif flag == "-h":
+            opts.host_cert = True
+        elif flag == "-n":
+            opts.principals = value
+        elif flag == "-V":
+            opts.validity = value
+        elif flag == "-z":
+            opts.serial = value
+        elif flag == "-U":
+            opts.prefer_agent = True
+        elif flag == "-D":
+            opts.pkcs11_provider = value
+        elif flag == "-u":
+            opts.update_krl = True
+        elif flag == "-Y":
+            opts.sign_op = value
+        elif flag == "-g":
+            opts.print_generic = True
+        elif flag == "-M":
+            if value not in ("generate", "screen"):
+                raise Fatal(f"Unsupported moduli option {value}")
+            opts.moduli = value
+        elif flag == "-w":
+            opts.sk_provider = value
+        # -o: no-op, the new format is already the default
     opts.args = rest
     return opts
 
@@ -151,27 +180,78 @@ def usage() -> None:
 
 
 def run(argv: list[str]) -> int:
-    from keytools.cli import keygen_keys as cmd
-
+    """Dispatch in ssh-keygen's order of precedence."""
     opts = parse_args(argv)
-    if opts.args:
+    act = opts.action
+    if opts.sign_op is not None:
+        from keytools.cli import keygen_sshsig
+
+        return keygen_sshsig.do_sign_op(opts)
+    if opts.ca_key is not None:
+        if not opts.args and "-k" not in act:
+            error("Too few arguments.")
+            usage()
+    elif opts.args and not act & {"-k", "-Q"} and opts.moduli is None:
         error("Too many arguments.")
         usage()
-    if "-p" in opts.action and "-c" in opts.action:
+    if "-p" in act and "-c" in act:
         error("Can only have one of -p and -c.")
         usage()
-    if opts.action & {"-l", "-B"}:
+    if "-l" in act and act & {"-R", "-H"}:
+        error("Cannot use -l with -H or -R.")
+        usage()
+    if "-k" in act:
+        from keytools.cli import keygen_krl
+
+        return keygen_krl.do_gen_krl(opts)
+    if "-Q" in act:
+        from keytools.cli import keygen_krl
+
+        return keygen_krl.do_check_krl(opts)
+    if opts.ca_key is not None:
+        from keytools.cli import keygen_certs
+
+        return keygen_certs.do_ca_sign(opts)
+    if "-L" in act:
+        from keytools.cli import keygen_certs
+
+        return keygen_certs.do_show_cert(opts)
+    if act & {"-F", "-R", "-H"}:
+        from keytools.cli import keygen_hosts
+
+        return keygen_hosts.do_known_hosts(opts)
+    if opts.pkcs11_provider is not None:
+        from keytools.cli import keygen_tokens
+
+        return keygen_tokens.do_download(opts)
+    if "-K" in act:
+        raise Fatal("Unable to load resident keys: requested feature not supported")
+    from keytools.cli import keygen_keys as cmd
+
+    if act & {"-l", "-B"}:
         return cmd.do_fingerprint(opts)
-    if "-p" in opts.action:
+    if "-p" in act:
         return cmd.do_change_passphrase(opts)
-    if "-c" in opts.action:
+    if "-c" in act:
         return cmd.do_change_comment(opts)
-    if "-e" in opts.action:
+    if "-e" in act:
         return cmd.do_convert_to(opts)
-    if "-i" in opts.action:
+    if "-i" in act:
         return cmd.do_convert_from(opts)
-    if "-y" in opts.action:
+    if "-y" in act:
         return cmd.do_print_public(opts)
+    if opts.hostname is not None:
+        from keytools.cli import keygen_hosts
+
+        return keygen_hosts.do_print_resource_record(opts)
+    if opts.moduli is not None:
+        from keytools.cli import keygen_moduli
+
+        return keygen_moduli.do_moduli(opts)
+    if "-A" in act:
+        from keytools.cli import keygen_hosts
+
+        return keygen_hosts.do_gen_all_hostkeys(opts)
     return cmd.do_generate(opts)
 
 
