@@ -59,4 +59,8 @@ def format_fingerprint(raw: bytes, hash_name: str = DEFAULT_HASH) -> str:
 
 def fingerprint(key: PublicKey, hash_name: str = DEFAULT_HASH) -> str:
     """The fingerprint string ``ssh-keygen -l -E hash_name`` prints for ``key``."""
-    return format_fingerprint(fingerprint_raw(key, hash_name), hash_name)
+    name = parse_hash_name(hash_name)
+    raw = hashlib.new(name, key.plain.blob(), usedforsecurity=False).digest()
+    if name == "md5":
+        return f"MD5:{raw.hex(':')}"
+    return f"{DIGEST_NAMES[name]}:{b64encode(raw).decode('ascii').rstrip('=')}"

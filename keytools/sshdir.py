@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 
 _DEFAULT_NAMES = {
     "rsa": "id_rsa",
@@ -28,6 +27,8 @@ def user_ssh_dir() -> str:
 
 def user_at_host() -> str:
     """The default key comment: ``user@hostname``."""
+    import socket
+
     return f"{_passwd().pw_name}@{socket.gethostname()}"
 
 

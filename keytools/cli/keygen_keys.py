@@ -15,7 +15,7 @@ from keytools.cli.output import PROGNAME, Exit, Fatal, error, out
 from keytools.cli.prompt import confirm_overwrite, read_line, read_passphrase
 from keytools.cli.pykeygen import KeygenOptions
 from keytools.errors import BadPermissions, FileError, SshError, WrongPassphrase
-from keytools.public import PublicKey, type_label
+from keytools.public import PublicKey
 from keytools.sshdir import default_identity, ensure_user_ssh_dir, user_at_host
 
 if TYPE_CHECKING:
@@ -266,7 +266,8 @@ def do_print_public(opts: KeygenOptions) -> int:
     return 0
 
 
-def _print_fingerprint(opts: KeygenOptions, key: PublicKey, comment: str | None) -> None:
+def _fingerprint_text(opts: KeygenOptions, key: PublicKey, comment: str | None) -> str:
+    """One ``-l``/``-B`` result: the size, fingerprint, comment and type, then randomart."""
     from keytools.fingerprint import fingerprint
     from keytools.randomart import randomart
 
@@ -276,11 +277,12 @@ def _print_fingerprint(opts: KeygenOptions, key: PublicKey, comment: str | None)
         fp = bubblebabble(key)
     else:
         fp = fingerprint(key, opts.fingerprint_hash)
-    label = type_label(key)
+    label = key.type_label
     shown = comment if comment is not None else "no comment"
-    out(f"{key.bits} {fp} {shown} ({label})\n")
+    text = f"{key.bits} {fp} {shown} ({label})\n"
     if opts.verbose:
-        out(randomart(key, opts.fingerprint_hash) + "\n")
+        text += randomart(key, opts.fingerprint_hash) + "\n"
+    return text
 
 
 def _fingerprint_private(opts: KeygenOptions, path: str) -> None:
@@ -303,7 +305,7 @@ def _fingerprint_private(opts: KeygenOptions, path: str) -> None:
             pass
     if key is None:
         raise Fatal(f"{path} is not a key file.")
-    _print_fingerprint(opts, key, comment)
+    out(_fingerprint_text(opts, key, comment))
 
 
 def do_fingerprint(opts: KeygenOptions) -> int:
@@ -334,9 +336,14 @@ def do_fingerprint(opts: KeygenOptions) -> int:
             yield first
             yield from stream
 
+        batch: list[str] = []  # one write per thousand keys, not one per key
         for listed in scan_key_lines(lines()):
-            _print_fingerprint(opts, listed.key, listed.comment)
+            batch.append(_fingerprint_text(opts, listed.key, listed.comment))
             found = True
+            if len(batch) >= 1000:
+                out("".join(batch))
+                batch.clear()
+        out("".join(batch))
     if not found:
         raise Fatal(f"{shown} is not a public key file.")
     return 0

@@ -8,7 +8,6 @@ that the answer is empty, as ssh-keygen behaves in a script.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 
@@ -20,6 +19,8 @@ def _askpass(prompt: str) -> str | None:
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if require != "force" and not has_display:
         return None
+    import subprocess
+
     try:
         done = subprocess.run(
             [program, prompt], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, check=False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import re
 
 from keytools.errors import InvalidFormat, KeyTypeMismatch, KeyTypeUnknown
 from keytools.public.base import PublicKey, decode_body, known_types
@@ -30,7 +31,6 @@ __all__ = [
 
 _WS = " \t"
 
-
 def _register_certificates() -> None:
     # Certificates register their decoders on import; import here so every blob decodes.
     import keytools.certificate  # noqa: F401
@@ -47,16 +47,16 @@ def decode_public_blob(blob: bytes) -> PublicKey:
     r = Reader(blob)
     key = decode_public_reader(r)
     r.end()
+    key.keep_blob(blob)
     return key
 
 
 def type_label(key: PublicKey) -> str:
     """OpenSSH's sshkey_type(): ``ED25519``, ``RSA-CERT``, ..."""
-    from keytools.certificate import Certificate
+    return key.type_label
 
-    if isinstance(key, Certificate):
-        return key.type_label
-    return key.label
+
+_TOKENS = re.compile(r"[ \t]*([^ \t]*)[ \t]+([^ \t]*)")
 
 
 def read_key_token(text: str) -> tuple[PublicKey, str]:
@@ -64,17 +64,13 @@ def read_key_token(text: str) -> tuple[PublicKey, str]:
 
     Returns the key and the text after the base64 field (not yet stripped).
     """
-    cut = len(text) - len(text.lstrip(_WS))
-    text = text[cut:]
-    end = next((i for i, c in enumerate(text) if c in _WS), -1)
-    if end < 0:
+    m = _TOKENS.match(text)
+    if m is None:
         raise InvalidFormat()
-    name = text[:end]
+    # b64_pton skips whitespace such as the CR of a CRLF line; the token has no blanks.
+    name, token = m.group(1), m.group(2).strip("\r\n\v\f")
     if name not in known_types():
         raise KeyTypeUnknown()
-    rest = text[end:].lstrip(_WS)
-    stop = next((i for i, c in enumerate(rest) if c in _WS), len(rest))
-    token = rest[:stop]
     try:
         blob = binascii.a2b_base64(token.encode("ascii"), strict_mode=True)
     except (binascii.Error, UnicodeEncodeError, ValueError):
@@ -82,7 +78,7 @@ def read_key_token(text: str) -> tuple[PublicKey, str]:
     key = decode_public_blob(blob)
     if key.key_type != name:
         raise KeyTypeMismatch()
-    return key, rest[stop:]
+    return key, text[m.end() :]
 
 
 def parse_public_line(line: str) -> tuple[PublicKey, str]:

@@ -19,6 +19,9 @@ class PublicKey(abc.ABC):
 
     #: sshkey_type() of OpenSSH, printed by ``ssh-keygen -l``: "ED25519", "RSA", ...
     label: ClassVar[str]
+    #: True when every field is a byte string, so a decoded blob is already canonical
+    #: and can be kept instead of being encoded again (fingerprinting many keys).
+    canonical_wire: ClassVar[bool] = False
 
     @property
     @abc.abstractmethod
@@ -47,10 +50,24 @@ class PublicKey(abc.ABC):
     def is_certificate(self) -> bool:
         return False
 
+    @property
+    def type_label(self) -> str:
+        """OpenSSH's sshkey_type(); certificates add ``-CERT``."""
+        return self.label
+
     def blob(self) -> bytes:
-        w = Writer().string(self.key_type)
-        self.encode_body(w)
-        return w.getvalue()
+        cached: bytes | None = self.__dict__.get("_blob")
+        if cached is None:
+            w = Writer().string(self.key_type)
+            self.encode_body(w)
+            cached = w.getvalue()
+            object.__setattr__(self, "_blob", cached)
+        return cached
+
+    def keep_blob(self, blob: bytes) -> None:
+        """Remember the blob this key was decoded from, if it is canonical by construction."""
+        if self.canonical_wire:
+            object.__setattr__(self, "_blob", blob)
 
     def openssh(self, comment: str = "") -> str:
         """The one-line OpenSSH form: ``type base64 [comment]``."""
@@ -80,8 +97,9 @@ def decode_body(key_type: str, r: Reader) -> PublicKey:
     return decoder(key_type, r)
 
 
-def known_types() -> frozenset[str]:
-    return frozenset(_DECODERS)
+def known_types() -> dict[str, BodyDecoder]:
+    """The registered wire names (a live view: membership tests are cheap)."""
+    return _DECODERS
 
 
 def split_signature(signature: bytes) -> tuple[str, Reader]:

@@ -89,6 +89,7 @@ class EcdsaPublic(PublicKey):
     curve: str
     point: bytes
     label: ClassVar[str] = "ECDSA"
+    canonical_wire: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.curve not in CURVES:

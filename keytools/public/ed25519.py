@@ -29,6 +29,7 @@ def verify_ed25519(key: bytes, data: bytes, sig: bytes) -> None:
 class Ed25519Public(PublicKey):
     key: bytes
     label: ClassVar[str] = "ED25519"
+    canonical_wire: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if len(self.key) != ED25519_KEY_LEN:

@@ -42,6 +42,7 @@ class SkEd25519Public(PublicKey):
     key: bytes
     application: str
     label: ClassVar[str] = "ED25519-SK"
+    canonical_wire: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if len(self.key) != ED25519_KEY_LEN:
