@@ -79,6 +79,12 @@ class CertificateUnknownType(InvalidFormat):
     default_message = "unknown/unsupported certificate type"
 
 
+class CertificateInvalidSignKey(InvalidFormat):
+    """The CA key inside a certificate is unreadable or itself a certificate."""
+
+    default_message = "invalid certificate signing key"
+
+
 class SignatureInvalid(SshError):
     default_message = "incorrect signature"
 
@@ -132,3 +138,89 @@ class FileError(SshError):
     @classmethod
     def from_os(cls, exc: OSError) -> FileError:
         return cls(exc.strerror or str(exc), exc.errno)
+
+
+class KeyNotFound(SshError):
+    """No line of a key list (allowed_signers, ...) matched: SSH_ERR_KEY_NOT_FOUND."""
+
+    default_message = "key not found"
+
+
+class KrlBadMagic(InvalidFormat):
+    """A file that does not start with "SSHKRL\\n\\0": SSH_ERR_KRL_BAD_MAGIC."""
+
+    default_message = "KRL file has invalid magic number"
+
+
+class KeyRevoked(SshError):
+    """A key or certificate listed in a KRL: SSH_ERR_KEY_REVOKED."""
+
+    default_message = "Key is revoked"
+
+
+class ConnectionClosed(SshError):
+    """The peer closed the connection: SSH_ERR_CONN_CLOSED."""
+
+    default_message = "Connection closed"
+
+
+class ConnectionTimeout(SshError):
+    """A connection step did not finish in time: SSH_ERR_CONN_TIMEOUT."""
+
+    default_message = "Connection timed out"
+
+
+class ConnectionCorrupt(SshError):
+    """A packet that cannot be framed (bad length or padding): SSH_ERR_CONN_CORRUPT."""
+
+    default_message = "Connection corrupted"
+
+
+class ProtocolError(SshError):
+    """A message the protocol does not allow here: SSH_ERR_PROTOCOL_ERROR."""
+
+    default_message = "Protocol error"
+
+
+class Disconnected(SshError):
+    """The connection was ended by a DISCONNECT message: SSH_ERR_DISCONNECTED."""
+
+    default_message = "disconnected"
+
+
+class NoProtocolVersion(SshError):
+    """The peer's identification string is missing or not SSH-2: SSH_ERR_NO_PROTOCOL_VERSION."""
+
+    default_message = "could not read protocol version"
+
+
+class DhGexOutOfRange(SshError):
+    default_message = "DH GEX group out of range"
+
+
+class NegotiationFailed(SshError):
+    """No algorithm in common; ``their_offer`` is the peer's list (ssh prints it)."""
+
+    def __init__(self, message: str | None = None, their_offer: str = "") -> None:
+        super().__init__(message)
+        self.their_offer = their_offer
+
+
+class NoCipherMatch(NegotiationFailed):
+    default_message = "no matching cipher found"
+
+
+class NoMacMatch(NegotiationFailed):
+    default_message = "no matching MAC found"
+
+
+class NoCompressMatch(NegotiationFailed):
+    default_message = "no matching compression method found"
+
+
+class NoKexMatch(NegotiationFailed):
+    default_message = "no matching key exchange method found"
+
+
+class NoHostKeyMatch(NegotiationFailed):
+    default_message = "no matching host key type found"

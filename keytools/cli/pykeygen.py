@@ -27,6 +27,26 @@ usage: pykeygen [-q] [-a rounds] [-b bits] [-C comment] [-f output_keyfile]
        pykeygen -c [-a rounds] [-C comment] [-f keyfile] [-P passphrase]
        pykeygen -l [-v] [-E fingerprint_hash] [-f input_keyfile]
        pykeygen -B [-f input_keyfile]
+       pykeygen -F hostname [-lv] [-f known_hosts_file]
+       pykeygen -H [-f known_hosts_file]
+       pykeygen -R hostname [-f known_hosts_file]
+       pykeygen -r hostname [-g] [-f input_keyfile]
+       pykeygen -M generate [-O option] output_file
+       pykeygen -M screen [-f input_file] [-O option] output_file
+       pykeygen -A [-a rounds] [-f prefix_path]
+       pykeygen -s ca_key -I certificate_identity [-h] [-U]
+                [-D pkcs11_provider] [-n principals] [-O option]
+                [-V validity_interval] [-z serial_number] file ...
+       pykeygen -L [-f input_keyfile]
+       pykeygen -k -f krl_file [-u] [-s ca_public] [-z version_number]
+                file ...
+       pykeygen -Q [-l] -f krl_file [file ...]
+       pykeygen -Y find-principals -s signature_file -f allowed_signers_file
+       pykeygen -Y match-principals -I signer_identity -f allowed_signers_file
+       pykeygen -Y check-novalidate -n namespace -s signature_file
+       pykeygen -Y sign -f key_file -n namespace file [-O option] ...
+       pykeygen -Y verify -f allowed_signers_file -I signer_identity
+                -n namespace -s signature_file [-r krl_file] [-O option]
 """
 
 @dataclass
