@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import sys
@@ -10,7 +11,7 @@ import textwrap
 
 import pytest
 
-from tests.helpers import REPO_ROOT, TESTDATA, run
+from tests.helpers import REPO_ROOT, TESTDATA, run, tool_path
 
 #: Heavy or optional packages that importing the key library must never pull in.
 FORBIDDEN = ("rich", "keyring", "pkcs11")
@@ -59,10 +60,14 @@ def test_fingerprint_of_ed25519_key_needs_no_cryptography() -> None:
 
 
 STUBS = [
-    ("pyagent", "agent.cli", "pyagent_main"),
-    ("pyadd", "agent.cli", "pyadd_main"),
     ("pyssh", "protocol.cli", "pyssh_main"),
     ("pysshd", "protocol.cli", "pysshd_main"),
+]
+SCRIPTS = [
+    ("pykeygen", "keytools.cli.pykeygen", "main"),
+    ("pyagent", "agent.cli", "pyagent_main"),
+    ("pyadd", "agent.cli", "pyadd_main"),
+    *STUBS,
 ]
 
 
@@ -86,12 +91,26 @@ def test_installed_console_scripts(prog: str, module: str, func: str) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_console_scripts_point_at_the_stubs() -> None:
+def test_console_scripts_point_at_their_entry_points() -> None:
     import tomllib
 
     scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    for prog, module, func in STUBS:
+    for prog, module, func in SCRIPTS:
         assert scripts[prog] == f"{module}:{func}"
+
+
+@pytest.mark.parametrize("prog", ["pykeygen", "pyagent", "pyadd"])
+def test_implemented_scripts_reject_a_bad_flag_like_openssh(prog: str) -> None:
+    """An unknown flag: the same exit status and first complaint as the OpenSSH tool."""
+    path = shutil.which(prog)
+    if path is None:
+        pytest.skip(f"{prog} not installed (run pip install -e .)")
+    real = tool_path({"pykeygen": "ssh-keygen", "pyagent": "ssh-agent", "pyadd": "ssh-add"}[prog])
+    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
+    ours, theirs = run([path, "-9"], env=env), run([real, "-9"], env=env)
+    assert ours.returncode == theirs.returncode != 0
+    assert "Traceback" not in ours.stderr
+    assert ("usage:" in ours.stderr) == ("usage:" in theirs.stderr)
 
 
 def _readme_commands() -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""pykeygen: placeholder until this operation lands."""
+"""pykeygen -D: listing a PKCS#11 token's public keys (not implemented yet)."""
 
 from __future__ import annotations
 
@@ -7,4 +7,4 @@ from keytools.cli.pykeygen import KeygenOptions
 
 
 def do_download(opts: KeygenOptions) -> int:
-    raise Fatal(f"{PROGNAME}: do_download is not implemented yet", 1)
+    raise Fatal(f"{PROGNAME}: listing PKCS#11 token keys (-D) is not implemented yet", 1)

@@ -1,8 +1,9 @@
 """Passphrase and yes/no prompts, following OpenSSH's read_passphrase().
 
-On a terminal the prompt goes to /dev/tty with echo off. Without one, SSH_ASKPASS is
-used when it is set and a display is available (or SSH_ASKPASS_REQUIRE=force); failing
-that the answer is empty, as ssh-keygen behaves in a script.
+When stdin is not a terminal (or SSH_ASKPASS_REQUIRE=force), SSH_ASKPASS is run if it
+is set and a display is available (or forced); if it runs and fails, the answer is
+empty. Otherwise the prompt goes to /dev/tty with echo off, and with no terminal at
+all it goes to stderr and one line is read from stdin, as readpassphrase(3) does.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import os
 import sys
 
 
-def _askpass(prompt: str) -> str | None:
+def _askpass(prompt: str) -> tuple[bool, str]:
+    """(whether an askpass program was run, its answer or "")."""
     program = os.environ.get("SSH_ASKPASS")
     require = os.environ.get("SSH_ASKPASS_REQUIRE", "")
     if require == "never" or not program:
-        return None
+        return False, ""
     has_display = bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
     if require != "force" and not has_display:
-        return None
+        return False, ""
     import subprocess
 
     try:
@@ -26,19 +28,33 @@ def _askpass(prompt: str) -> str | None:
             [program, prompt], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, check=False
         )
     except OSError:
-        return None
+        return True, ""
     if done.returncode != 0:
-        return None
-    return done.stdout.decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")
+        return True, ""
+    return True, done.stdout.decode("utf-8", "replace").split("\n", 1)[0].rstrip("\r")
+
+
+def _without_terminal(prompt: str) -> str:
+    sys.stdout.flush()
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    sys.stderr.write("\n")
+    return line.rstrip("\n").rstrip("\r")
 
 
 def read_passphrase(prompt: str) -> str:
-    """Ask for a secret; returns "" when nobody can be asked (as OpenSSH)."""
+    """Ask for a secret; "" when it cannot be asked (as OpenSSH)."""
     force = os.environ.get("SSH_ASKPASS_REQUIRE") == "force"
     if force or not sys.stdin.isatty():
-        answer = _askpass(prompt)
-        if answer is not None or not sys.stdin.isatty():
-            return answer or ""
+        ran, answer = _askpass(prompt)
+        if ran or force:
+            return answer
+    try:
+        with open("/dev/tty", "rb"):
+            pass
+    except OSError:
+        return _without_terminal(prompt)
     import getpass
 
     try:

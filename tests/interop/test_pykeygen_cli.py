@@ -351,3 +351,16 @@ def test_unprotected_private_key_refused(tmp_path: Path) -> None:
     assert ours.returncode == theirs.returncode == 255
     assert ours.stdout == theirs.stdout == ""
     assert ours.stderr.replace("\r", "") == theirs.stderr.replace("\r", "")
+
+
+def test_passphrase_read_from_stdin_without_terminal(tmp_path: Path) -> None:
+    """No terminal and no askpass: both tools prompt on stderr and read stdin."""
+    made = run([keygen(), "-q", "-t", "ed25519", "-N", "secretpw", "-a", "2", "-C", "c",
+                "-f", str(tmp_path / "k")])
+    assert made.returncode == 0
+    ours, theirs = both(["-y", "-f", str(tmp_path / "k")], input="secretpw\n")
+    assert ours.returncode == theirs.returncode == 0
+    assert ours.stdout == theirs.stdout
+    ours, theirs = both(["-y", "-f", str(tmp_path / "k")], input="wrong\n")
+    assert ours.returncode == theirs.returncode == 255
+    assert ours.stdout == theirs.stdout == ""
