@@ -20,7 +20,7 @@ import binascii
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from keytools.errors import InvalidFormat, KeyTypeUnknown
+from keytools.errors import InvalidFormat, KeyTypeUnknown, is_library_panic
 from keytools.rfc4716 import (
     Rfc4716Payload,
     default_rfc4716_comment,
@@ -266,6 +266,9 @@ def _load_der(label: str, der: bytes) -> PublicKeyTypes | None:
         return load_pem_public_key(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         pass
+    except BaseException as exc:  # a panic in cryptography's Rust code on hostile DER
+        if not is_library_panic(exc):
+            raise
     # OpenSSL's d2i ignores bytes after the outer SEQUENCE; cryptography refuses them.
     end = _der_sequence_end(der)
     if end is None or end >= len(der):

@@ -128,6 +128,15 @@ class InvalidArgument(SshError):
     default_message = "invalid argument"
 
 
+def is_library_panic(exc: BaseException) -> bool:
+    """True for a Rust panic surfacing from cryptography (pyo3's PanicException).
+
+    It derives from BaseException, so parsers that hand hostile bytes to cryptography
+    check for it explicitly and turn it into InvalidFormat.
+    """
+    return type(exc).__name__ == "PanicException"
+
+
 class FileError(SshError):
     """An operating-system error on a file, worded as strerror()."""
 

@@ -19,6 +19,7 @@ from keytools.errors import (
     InvalidFormat,
     PassphraseTooShort,
     WrongPassphrase,
+    is_library_panic,
 )
 from keytools.private.base import PrivateKey
 from keytools.private.dsa import DsaPrivate
@@ -64,6 +65,10 @@ def decode_pem_private(data: bytes, passphrase: bytes | None) -> PrivateKey:
             raise WrongPassphrase() from None
         raise InvalidFormat() from None
     except (UnsupportedAlgorithm, OverflowError):
+        raise InvalidFormat() from None
+    except BaseException as exc:  # e.g. a DEK-Info IV shorter than the cipher's panics
+        if not is_library_panic(exc):
+            raise
         raise InvalidFormat() from None
     if isinstance(obj, ed25519.Ed25519PrivateKey):
         raise InvalidFormat()  # as OpenSSH 9.2 (see the module docstring)

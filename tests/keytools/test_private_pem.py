@@ -221,3 +221,14 @@ def test_dsa_pem(tmp_path: Path, ssh_keygen: str) -> None:
     if "ssh-dss" in query.stdout.split():
         proc = run([ssh_keygen, "-y", "-P", "dsa passphrase", "-f", path])
         assert proc.stdout == key.public.openssh() + "\n"
+
+
+def test_short_dek_info_iv_is_invalid_format_not_a_panic() -> None:
+    """cryptography's Rust code panics on an IV shorter than the cipher's; we refuse it."""
+    from keytools.errors import InvalidFormat
+    from keytools.private.pem import decode_pem_private
+
+    data = (b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
+            b"DEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+    with pytest.raises((InvalidFormat, WrongPassphrase)):
+        decode_pem_private(data, b"secret")
