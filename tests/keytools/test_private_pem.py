@@ -229,6 +229,7 @@ def test_short_dek_info_iv_is_invalid_format_not_a_panic() -> None:
     from keytools.private.pem import decode_pem_private
 
     data = (b"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n"
-            b"DEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n")
+            b"DEK-Info: AES-128-CBC,00112233445566778899aabbccddee\n\nAAAA\n"
+            b"-----END RSA PRIVATE KEY-----\n")
     with pytest.raises((InvalidFormat, WrongPassphrase)):
         decode_pem_private(data, b"secret")
