@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from keytools.errors import FileError, InvalidFormat, KeyNotFound, KeyTypeMismatch, SshError
+from keytools.match import match_pattern, match_pattern_list
 
 if TYPE_CHECKING:
     from keytools.certificate import Certificate
@@ -29,64 +30,11 @@ _WHITESPACE = " \t\r\n"
 _SPACE_TAB = " \t"
 #: C isspace() in the "C" locale
 _ISSPACE = b" \t\n\v\f\r"
-_MAX_SUBPATTERN = 1023  # match_pattern_list's sub[1024]
 #: the largest time_t OpenSSH formats (SSH_TIME_T_MAX)
 _TIME_T_MAX = 2**63 - 1
 
 
 # -- patterns (match.c) -------------------------------------------------------------------
-
-
-def _b(text: str) -> bytes:
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _match_bytes(s: bytes, p: bytes) -> bool:
-    """Glob match with backtracking to the last ``*``: linear-ish, no recursion."""
-    si = pi = 0
-    star = mark = -1
-    while si < len(s):
-        if pi < len(p) and p[pi] != 0x2A and p[pi] in (0x3F, s[si]):
-            si += 1
-            pi += 1
-        elif pi < len(p) and p[pi] == 0x2A:
-            star, mark = pi, si
-            pi += 1
-        elif star >= 0:
-            mark += 1
-            si, pi = mark, star + 1
-        else:
-            return False
-    while pi < len(p) and p[pi] == 0x2A:
-        pi += 1
-    return pi == len(p)
-
-
-def match_pattern(s: str, pattern: str) -> bool:
-    """``*`` and ``?`` wildcards over bytes, as OpenSSH's match_pattern()."""
-    return _match_bytes(_b(s), _b(pattern))
-
-
-def match_pattern_list(s: str, patterns: str, dolower: bool = False) -> int:
-    """1 if a pattern of the comma list matches, -1 if a ``!negated`` one does, else 0."""
-    subject, pat = _b(s), _b(patterns)
-    got_positive = 0
-    i, n = 0, len(pat)
-    while i < n:
-        negated = pat[i] == 0x21
-        if negated:
-            i += 1
-        end = pat.find(b",", i)
-        end = n if end < 0 else end
-        sub = pat[i:end]
-        if len(sub) >= _MAX_SUBPATTERN:
-            return 0
-        i = end + 1 if end < n else end
-        if _match_bytes(subject, sub.lower() if dolower else sub):
-            if negated:
-                return -1
-            got_positive = 1
-    return got_positive
 
 
 # -- times (misc.c) -----------------------------------------------------------------------

@@ -20,7 +20,7 @@ from keytools.addrmatch import addr_match_cidr_list
 from keytools.cert_options import CertificateRefused, CertOptions, read_options
 from keytools.certificate import HOST_CERT, USER_CERT, Certificate
 from keytools.errors import SshError
-from keytools.hostmatch import match_pattern, match_pattern_list
+from keytools.match import match_pattern, match_pattern_list
 from keytools.public import PublicKey
 
 __all__ = ["DEFAULT_CA_SIGNATURE_ALGORITHMS", "CertOptions", "CertificateRefused",

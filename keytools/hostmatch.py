@@ -1,4 +1,4 @@
-"""Host name patterns and hashed names, as OpenSSH's match.c and hostfile.c match them.
+"""Host name patterns and hashed names, as OpenSSH's hostfile.c matches them.
 
 A known_hosts host field is either a comma-separated pattern list (``*`` and ``?``
 wildcards, ``!`` negation, compared in lower case) or one hashed name
@@ -15,80 +15,15 @@ import secrets
 from base64 import b64encode
 from collections.abc import Callable
 
+from keytools.match import ascii_lower, match_hostname, match_pattern_list
+
 HASH_MAGIC = "|1|"
 HASH_DELIM = "|"
 #: SHA-1: the salt and the digest are both this long.
 HASH_LEN = 20
-#: match_pattern_list copies each sub-pattern into a 1024-byte buffer; a longer one
-#: makes the whole list fail to match.
-_MAX_SUBPATTERN = 1023
 #: extract_salt refuses an encoded salt longer than this.
 _MAX_SALT_TEXT = 1024
 DEFAULT_PORT = 22
-
-
-def match_pattern(s: str, pattern: str) -> bool:
-    """``*`` matches any run, ``?`` any one character; everything else is literal.
-
-    An iterative glob (the last ``*`` is the only backtracking point), so a hostile
-    pattern costs O(len(s) * len(pattern)) at worst, never exponential time.
-    """
-    if "*" not in pattern and "?" not in pattern:
-        return s == pattern
-    si = pi = 0
-    star = -1
-    mark = 0
-    ns, np_ = len(s), len(pattern)
-    while si < ns:
-        if pi < np_ and pattern[pi] == "*":
-            star = pi
-            pi += 1
-            mark = si
-        elif pi < np_ and (pattern[pi] == "?" or pattern[pi] == s[si]):
-            si += 1
-            pi += 1
-        elif star >= 0:
-            pi = star + 1
-            mark += 1
-            si = mark
-        else:
-            return False
-    while pi < np_ and pattern[pi] == "*":
-        pi += 1
-    return pi == np_
-
-
-def ascii_lower(text: str) -> str:
-    """C's tolower() in the C locale: only A-Z change."""
-    return text.lower() if text.isascii() else "".join(
-        c.lower() if "A" <= c <= "Z" else c for c in text
-    )
-
-
-def match_pattern_list(s: str, patterns: str, dolower: bool) -> int:
-    """1 if a pattern matches, -1 if a negated (``!``) one matches, else 0."""
-    got_positive = 0
-    subs = patterns.split(",")
-    if patterns.endswith(","):
-        subs.pop()  # C stops at the end of the string: no empty pattern after a last comma
-    for sub in subs:
-        negated = sub.startswith("!")
-        if negated:
-            sub = sub[1:]
-        if len(sub) >= _MAX_SUBPATTERN:
-            return 0
-        if dolower:
-            sub = ascii_lower(sub)
-        if match_pattern(s, sub):
-            if negated:
-                return -1
-            got_positive = 1
-    return got_positive
-
-
-def match_hostname(host: str, patterns: str) -> int:
-    """match_pattern_list with the host and the patterns folded to lower case."""
-    return match_pattern_list(ascii_lower(host), patterns, True)
 
 
 def _b64(data: bytes) -> str:

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from keytools.errors import FileError
-from keytools.hostmatch import ascii_lower, has_wildcard, hash_host, host_port
+from keytools.hostmatch import has_wildcard, hash_host, host_port
 from keytools.known_hosts import HostLine, LineStatus, Marker, Source, lines_of, scan
+from keytools.match import ascii_lower
 
 if TYPE_CHECKING:
     from keytools.public import PublicKey

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from keytools.errors import FileError
-from keytools.hostmatch import HASH_LEN, ascii_lower, has_wildcard, host_matcher
+from keytools.hostmatch import HASH_LEN, has_wildcard, host_matcher
 from keytools.known_hosts import (
     HostLine,
     LineStatus,
@@ -24,6 +24,7 @@ from keytools.known_hosts import (
     _parse,
     is_key_type_name,
 )
+from keytools.match import ascii_lower
 
 #: a first byte that sends the line to the full parser
 _SLOW_FIRST = frozenset(b" \t#@\r")

@@ -18,12 +18,11 @@ from keytools.hostmatch import (
     hash_host,
     match_hashed,
     match_host_field,
-    match_pattern,
-    match_pattern_list,
 )
 from keytools.known_hosts import HostKeyStatus, LineStatus, check_host_key, scan
 from keytools.known_hosts_edit import delete_host_lines, hash_host_lines
 from keytools.known_hosts_fast import delete_host_file, hash_file, scan_file
+from keytools.match import match_pattern, match_pattern_list
 from keytools.public import parse_public_line
 from tests.helpers import TESTDATA
 
@@ -138,8 +137,9 @@ def test_pattern_lists(text: str, patterns: list[str], negate: list[bool]) -> No
     joined = ",".join(("!" if neg else "") + p for p, neg in zip(patterns, negate,
                                                                  strict=False))
     result = match_pattern_list(text, joined, False)
-    # C reads sub-patterns up to the end of the string: none after a final comma
-    subs = joined.split(",")
+    # C reads sub-patterns up to the end of the string: none after a final comma, and
+    # none at all in an empty list
+    subs = joined.split(",") if joined else []
     if joined.endswith(","):
         subs.pop()
     negative = any(s.startswith("!") and _reference(text, s[1:]) for s in subs)

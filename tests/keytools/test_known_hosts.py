@@ -20,9 +20,6 @@ from keytools.hostmatch import (
     host_port,
     match_hashed,
     match_host_field,
-    match_hostname,
-    match_pattern,
-    match_pattern_list,
 )
 from keytools.known_hosts import (
     HostKeyStatus,
@@ -41,6 +38,7 @@ from keytools.known_hosts_edit import (
     hash_host_lines,
     remove_host,
 )
+from keytools.match import match_hostname, match_pattern, match_pattern_list
 from keytools.public import PublicKey, parse_public_line
 from tests.helpers import TESTDATA, run
 
