@@ -14,10 +14,14 @@ def _not_implemented(prog: str) -> int:
 
 
 def pyagent_main(argv: list[str] | None = None) -> int:
-    """ssh-agent replacement (not implemented yet)."""
-    return _not_implemented("pyagent")
+    """ssh-agent replacement (agent/pyagent.py, imported only when run)."""
+    from agent.pyagent import pyagent_main as run
+
+    return run(argv)
 
 
 def pyadd_main(argv: list[str] | None = None) -> int:
-    """ssh-add replacement (not implemented yet)."""
-    return _not_implemented("pyadd")
+    """ssh-add replacement (agent/pyadd.py, imported only when run)."""
+    from agent.pyadd import main
+
+    return main(argv)

@@ -73,6 +73,14 @@ def decode_private_reader(r: Reader) -> PrivateKey:
     return decoder(key_type, r)
 
 
+def decode_private_fields(key_type: str, r: Reader) -> PrivateKey:
+    """The fields of a ``key_type`` private key whose type name was already read."""
+    decoder = _DECODERS.get(key_type)
+    if decoder is None:
+        raise KeyTypeUnknown()
+    return decoder(key_type, r)
+
+
 def decode_private_blob(blob: bytes) -> PrivateKey:
     """A complete string(type) + fields encoding; trailing bytes are an error."""
     r = Reader(blob)
