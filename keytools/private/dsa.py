@@ -39,11 +39,8 @@ class DsaPrivate(PrivateKey):
 
     @property
     def public(self) -> DsaPublic:
-        return DsaPublic(self.p, self.q, self.g, self.y)
+        return self._cached("public", lambda: DsaPublic(self.p, self.q, self.g, self.y))
 
-    @property
-    def key_type(self) -> str:
-        return "ssh-dss"
 
     def encode_private_fields(self, w: Writer) -> None:
         w.mpint(self.p).mpint(self.q).mpint(self.g).mpint(self.y).mpint(self.x)

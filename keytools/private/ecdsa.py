@@ -86,15 +86,9 @@ class EcdsaPrivate(PrivateKey):
 
     @property
     def public(self) -> EcdsaPublic:
-        return EcdsaPublic(self.curve, self.point)
+        return self._cached("public", lambda: EcdsaPublic(self.curve, self.point))
 
-    @property
-    def key_type(self) -> str:
-        return f"ecdsa-sha2-{self.curve}"
 
-    @property
-    def bits(self) -> int:
-        return CURVES[self.curve][0]
 
     def encode_private_fields(self, w: Writer) -> None:
         w.string(self.curve).string(self.point).mpint(self.d)

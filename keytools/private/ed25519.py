@@ -55,11 +55,8 @@ class Ed25519Private(PrivateKey):
 
     @property
     def public(self) -> Ed25519Public:
-        return Ed25519Public(self.public_key)
+        return self._cached("public", lambda: Ed25519Public(self.public_key))
 
-    @property
-    def key_type(self) -> str:
-        return "ssh-ed25519"
 
     def encode_private_fields(self, w: Writer) -> None:
         w.string(self.public_key).string(self.seed + self.public_key)

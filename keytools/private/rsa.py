@@ -60,15 +60,9 @@ class RsaPrivate(PrivateKey):
 
     @property
     def public(self) -> RsaPublic:
-        return RsaPublic(self.e, self.n)
+        return self._cached("public", lambda: RsaPublic(self.e, self.n))
 
-    @property
-    def key_type(self) -> str:
-        return "ssh-rsa"
 
-    @property
-    def bits(self) -> int:
-        return self.n.bit_length()
 
     def encode_private_fields(self, w: Writer) -> None:
         w.mpint(self.n).mpint(self.e).mpint(self.d).mpint(self.iqmp).mpint(self.p).mpint(self.q)

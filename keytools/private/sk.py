@@ -12,7 +12,7 @@ from keytools.errors import CurveMismatch, FeatureUnsupported, InvalidFormat
 from keytools.private.base import PrivateKey
 from keytools.public.ecdsa import check_point
 from keytools.public.ed25519 import ED25519_KEY_LEN
-from keytools.public.sk import SK_ECDSA, SK_ED25519, SkEcdsaPublic, SkEd25519Public
+from keytools.public.sk import SkEcdsaPublic, SkEd25519Public
 from keytools.wire import Reader, Writer
 
 if TYPE_CHECKING:
@@ -40,11 +40,8 @@ class SkEd25519Private(PrivateKey):
 
     @property
     def public(self) -> SkEd25519Public:
-        return SkEd25519Public(self.public_key, self.application)
+        return self._cached("public", lambda: SkEd25519Public(self.public_key, self.application))
 
-    @property
-    def key_type(self) -> str:
-        return SK_ED25519
 
     def encode_private_fields(self, w: Writer) -> None:
         w.string(self.public_key).string(self.application).byte(self.flags)
@@ -75,11 +72,8 @@ class SkEcdsaPrivate(PrivateKey):
 
     @property
     def public(self) -> SkEcdsaPublic:
-        return SkEcdsaPublic(self.point, self.application)
+        return self._cached("public", lambda: SkEcdsaPublic(self.point, self.application))
 
-    @property
-    def key_type(self) -> str:
-        return SK_ECDSA
 
     def encode_private_fields(self, w: Writer) -> None:
         w.string("nistp256").string(self.point).string(self.application).byte(self.flags)
