@@ -41,7 +41,6 @@ class DsaPrivate(PrivateKey):
     def public(self) -> DsaPublic:
         return self._cached("public", lambda: DsaPublic(self.p, self.q, self.g, self.y))
 
-
     def encode_private_fields(self, w: Writer) -> None:
         w.mpint(self.p).mpint(self.q).mpint(self.g).mpint(self.y).mpint(self.x)
 

@@ -89,7 +89,6 @@ class EcdsaPrivate(PrivateKey):
         return self._cached("public", lambda: EcdsaPublic(self.curve, self.point))
 
 
-
     def encode_private_fields(self, w: Writer) -> None:
         w.string(self.curve).string(self.point).mpint(self.d)
 

@@ -42,13 +42,7 @@ class Ed25519Private(PrivateKey):
 
     @classmethod
     def from_cryptography(cls, obj: Ed25519PrivateKey) -> Ed25519Private:
-        from cryptography.hazmat.primitives import serialization
-
-        seed = obj.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
+        seed = obj.private_bytes_raw()
         key = cls(_raw_public(obj), seed)
         key._cache["crypto"] = obj
         return key
@@ -56,7 +50,6 @@ class Ed25519Private(PrivateKey):
     @property
     def public(self) -> Ed25519Public:
         return self._cached("public", lambda: Ed25519Public(self.public_key))
-
 
     def encode_private_fields(self, w: Writer) -> None:
         w.string(self.public_key).string(self.seed + self.public_key)
@@ -71,11 +64,7 @@ class Ed25519Private(PrivateKey):
 
 
 def _raw_public(obj: Ed25519PrivateKey) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return obj.public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
-    )
+    return obj.public_key().public_bytes_raw()
 
 
 def decode_ed25519(key_type: str, r: Reader) -> Ed25519Private:

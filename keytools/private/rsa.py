@@ -63,7 +63,6 @@ class RsaPrivate(PrivateKey):
         return self._cached("public", lambda: RsaPublic(self.e, self.n))
 
 
-
     def encode_private_fields(self, w: Writer) -> None:
         w.mpint(self.n).mpint(self.e).mpint(self.d).mpint(self.iqmp).mpint(self.p).mpint(self.q)
 

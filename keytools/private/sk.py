@@ -42,7 +42,6 @@ class SkEd25519Private(PrivateKey):
     def public(self) -> SkEd25519Public:
         return self._cached("public", lambda: SkEd25519Public(self.public_key, self.application))
 
-
     def encode_private_fields(self, w: Writer) -> None:
         w.string(self.public_key).string(self.application).byte(self.flags)
         w.string(self.key_handle).string(self.reserved)
@@ -73,7 +72,6 @@ class SkEcdsaPrivate(PrivateKey):
     @property
     def public(self) -> SkEcdsaPublic:
         return self._cached("public", lambda: SkEcdsaPublic(self.point, self.application))
-
 
     def encode_private_fields(self, w: Writer) -> None:
         w.string("nistp256").string(self.point).string(self.application).byte(self.flags)
