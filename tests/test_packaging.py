@@ -64,7 +64,7 @@ STUBS = [
     ("pysshd", "protocol.cli", "pysshd_main"),
 ]
 SCRIPTS = [
-    ("pykeygen", "keytools.cli.pykeygen", "main"),
+    ("pykeygen", "agent.keygen", "main"),
     ("pyagent", "agent.cli", "pyagent_main"),
     ("pyadd", "agent.cli", "pyadd_main"),
     *STUBS,

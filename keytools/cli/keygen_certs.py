@@ -13,9 +13,22 @@ import sys
 from typing import TYPE_CHECKING, BinaryIO
 
 from keytools.cli.keygen_keys import _identity, _load_private
+from keytools.cli.keysources import (
+    AgentListFailed,
+    AgentUnavailable,
+    KeySourceError,
+    Signer,
+    unavailable,
+)
 from keytools.cli.output import PROGNAME, Fatal, error
 from keytools.cli.pykeygen import KeygenOptions
-from keytools.errors import CurveMismatch, InvalidFormat, KeyTypeMismatch, SshError
+from keytools.errors import (
+    CurveMismatch,
+    InvalidFormat,
+    KeyNotFound,
+    KeyTypeMismatch,
+    SshError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,7 +37,6 @@ if TYPE_CHECKING:
     from keytools.public import PublicKey
 
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
-_NOT_YET = "is not implemented yet (it needs the agent support of pyssh)"
 
 
 # -- -s ------------------------------------------------------------------------------------
@@ -52,7 +64,7 @@ _KIND_BY_NAME = {
 _SHORT_NAMES = frozenset(_KIND_BY_NAME.values())
 
 
-def _ca_algorithm(name: str | None, ca: PrivateKey) -> str | None:
+def _ca_algorithm(name: str | None, ca: PrivateKey | PublicKey) -> str | None:
     """-t with -s: the CA signature algorithm, which must suit the CA key's type."""
     from keytools.certificate import DEFAULT_CA_ALGORITHMS
 
@@ -64,6 +76,51 @@ def _ca_algorithm(name: str | None, ca: PrivateKey) -> str | None:
     if kind != _KIND_BY_NAME.get(ca.key_type):
         raise Fatal(f"CA key type {ca.key_type} doesn't match specified {name}")
     return name
+
+
+def _load_ca_public(path: str, what: str) -> PublicKey:
+    from keytools.keyfile import load_public
+
+    try:
+        return load_public(path)[0]
+    except SshError as exc:
+        raise Fatal(f"{what}: {exc}") from None
+
+
+def _agent_ca(opts: KeygenOptions, path: str) -> tuple[PublicKey, Signer]:
+    """-U: the CA's public key from ``path``, signing through the agent that holds it."""
+    lookup = opts.sources.agent_signer
+    if lookup is None:
+        raise Fatal(unavailable("signing with a CA key in an agent (-U)"), 1)
+    ca = _load_ca_public(path, f"Cannot load CA public key {path}")
+    try:
+        return ca, lookup(ca)
+    except AgentUnavailable as exc:
+        raise Fatal(f"Cannot use public key for CA signature: {exc}") from None
+    except AgentListFailed as exc:
+        raise Fatal(f"Retrieve agent key list: {exc}") from None
+    except KeyNotFound:
+        raise Fatal(f"CA key {path} not found in agent") from None
+
+
+def _token_ca(opts: KeygenOptions, path: str) -> tuple[PublicKey, Signer]:
+    """-D: the token key whose public half is in ``path`` (-P is the PIN; without it
+    the token asks when it first signs), as ssh-keygen's load_pkcs11_key()."""
+    lister = opts.sources.pkcs11_keys
+    if lister is None:
+        raise Fatal(unavailable("signing with a PKCS#11 CA key (-D)"), 1)
+    ca = _load_ca_public(path, f'Couldn\'t load CA public key "{path}"')
+    assert opts.pkcs11_provider is not None
+    try:
+        keys = lister(opts.pkcs11_provider, opts.passphrase)
+    except KeySourceError:
+        keys = []
+    if not keys:
+        raise Fatal("cannot read public key from pkcs11")
+    found = [k for k in keys if k.key.plain.same_key(ca.plain)]
+    if not found:
+        raise Fatal(f"No PKCS#11 key matching {opts.ca_key} found")
+    return found[-1].key, found[-1].sign
 
 
 def _principals(text: str | None) -> list[str]:
@@ -109,14 +166,17 @@ def do_ca_sign(opts: KeygenOptions) -> int:
         critical, extensions = build_options(opts.options, opts.host_cert, error)
     except SshError as exc:
         raise Fatal(str(exc)) from None
-    if opts.pkcs11_provider is not None:
-        raise Fatal(f"{PROGNAME}: signing with a PKCS#11 CA key (-D) {_NOT_YET}", 1)
-    if opts.prefer_agent:
-        raise Fatal(f"{PROGNAME}: signing with a CA key in an agent (-U) {_NOT_YET}", 1)
     assert opts.ca_key is not None
     ca_path = os.path.expanduser(opts.ca_key)
-    ca, _, _ = _load_private(ca_path, opts.passphrase, "Enter passphrase: ",
-                             f'Load key "{ca_path}"')
+    ca: PrivateKey | PublicKey
+    signer: Signer | None = None
+    if opts.pkcs11_provider is not None:
+        ca, signer = _token_ca(opts, ca_path)
+    elif opts.prefer_agent:
+        ca, signer = _agent_ca(opts, ca_path)
+    else:
+        ca, _, _ = _load_private(ca_path, opts.passphrase, "Enter passphrase: ",
+                                 f'Load key "{ca_path}"')
     algorithm = _ca_algorithm(opts.key_type, ca)
     cert_type = HOST_CERT if opts.host_cert else USER_CERT
     for arg in opts.args:
@@ -132,9 +192,11 @@ def do_ca_sign(opts: KeygenOptions) -> int:
             cert = certify(key, ca, key_id=opts.cert_id, cert_type=cert_type,
                            principals=principals, valid_after=valid[0], valid_before=valid[1],
                            critical_options=critical, extensions=extensions, serial=serial,
-                           algorithm=algorithm)
+                           algorithm=algorithm, signer=signer)
         except SshError as exc:
-            raise Fatal(f"Couldn't certify key {path}: {exc}") from None
+            how = "" if signer is None or opts.pkcs11_provider is not None else " via agent"
+            what = f"{path}{how}" if how else f"key {path}"
+            raise Fatal(f"Couldn't certify {what}: {exc}") from None
         out = (path[:-4] if path.endswith(".pub") else path) + "-cert.pub"
         try:
             save_public(out, cert, comment)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from keytools.cli.output import PROGNAME, Exit, Fatal, error, out
 from keytools.cli.prompt import confirm_overwrite, read_line, read_passphrase
 from keytools.cli.pykeygen import KeygenOptions
-from keytools.errors import BadPermissions, FileError, SshError, WrongPassphrase
+from keytools.errors import BadPermissions, FileError, KeyTypeUnknown, SshError, WrongPassphrase
 from keytools.public import PublicKey
 from keytools.sshdir import default_identity, ensure_user_ssh_dir, user_at_host
 
@@ -361,11 +361,59 @@ def _public_or_private(opts: KeygenOptions, path: str) -> PublicKey:
     return key.public
 
 
+def _load_ppk(path: str, data: bytes, passphrase: str | None) -> tuple[PrivateKey, str]:
+    """A PuTTY key file, asking for its passphrase only if it is encrypted."""
+    from keytools.ppk import decode_ppk, ppk_encrypted
+
+    try:
+        secret = ""
+        if ppk_encrypted(data):
+            secret = passphrase if passphrase is not None else read_passphrase(
+                "Enter passphrase: ")
+        return decode_ppk(data, secret)
+    except SshError as exc:
+        raise Fatal(f'Load key "{path}": {exc}') from None
+
+
+def _convert_to_ppk(opts: KeygenOptions, path: str) -> int:
+    """-e -m PPK|PPK2: the private key as a PuTTY .ppk (v3 or v2), encrypted with -N.
+
+    The source may be any private key pykeygen reads, or a .ppk itself (to change its
+    version or passphrase). A key whose file has no comment gets puttygen's
+    "imported-openssh-key"; -C overrides the comment.
+    """
+    from keytools.keyfile import read_file
+    from keytools.ppk import encode_ppk, is_ppk
+
+    data = b""
+    with contextlib.suppress(SshError):
+        data = read_file(path)
+    found: str | None
+    if is_ppk(data):
+        key, found = _load_ppk(path, data, opts.passphrase)
+    else:
+        key, found, _ = _load_private(path, opts.passphrase, "Enter passphrase: ",
+                                      f'Load key "{path}"')
+    comment = opts.comment if opts.comment is not None else found
+    version = 2 if opts.convert_format == "PPK2" else 3
+    try:
+        text = encode_ppk(key, "imported-openssh-key" if comment is None else comment,
+                          opts.new_passphrase or "", version)
+    except KeyTypeUnknown:
+        raise Fatal(f"do_convert_to_ppk: unsupported key type {key.public.type_label}") from None
+    except SshError as exc:
+        raise Fatal(f"do_convert_to_ppk: {exc}") from None
+    out(text)
+    return 0
+
+
 def do_convert_to(opts: KeygenOptions) -> int:
     from keytools import convert
 
     path = _identity(opts, "Enter file in which the key is")
     _stat_or_fatal(path, with_progname=True)
+    if opts.convert_format in ("PPK2", "PPK3"):
+        return _convert_to_ppk(opts, path)
     key = _public_or_private(opts, path)
     try:
         if opts.convert_format == "RFC4716":
@@ -391,6 +439,12 @@ def do_convert_from(opts: KeygenOptions) -> int:
         data = read_file(path)
     except FileError as exc:
         raise Fatal(f"{PROGNAME}: {path}: {exc}") from None
+    if opts.convert_format in ("PPK2", "PPK3"):
+        from keytools.private.openssh import encode_openssh_private
+
+        private, comment = _load_ppk(path, data, opts.passphrase)
+        out(encode_openssh_private(private, comment).decode("ascii"))
+        return 0
     try:
         if opts.convert_format == "RFC4716":
             text = data.decode("utf-8", "surrogateescape")

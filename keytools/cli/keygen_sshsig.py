@@ -12,6 +12,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, BinaryIO
 
+from keytools.cli.keysources import AgentUnavailable, Signer, unavailable
 from keytools.cli.output import Exit, Fatal, error, out
 from keytools.cli.pykeygen import KeygenOptions, usage
 from keytools.errors import (
@@ -35,7 +36,7 @@ SSH_ERR_INVALID_ARGUMENT = -10
 SSH_ERR_SYSTEM_ERROR = -24
 SSH_ERR_KEY_NOT_FOUND = -46
 KRL_MAGIC = b"SSHKRL\n\0"
-AGENT_NOT_READY = "Signing with a key held in an agent is not implemented yet"
+AGENT_NOT_READY = unavailable("signing with a key held in an agent")
 
 
 def _exit_code(ssherr: int) -> int:
@@ -153,7 +154,7 @@ def _load_sign_key(opts: KeygenOptions, keypath: str, public: PublicKey) -> Priv
             privpath, waspub = keypath[: -len(suffix)], True
             break
     if waspub and not os.path.lexists(privpath):
-        if os.environ.get("SSH_AUTH_SOCK"):
+        if os.environ.get("SSH_AUTH_SOCK") and opts.sources.agent_signer is None:
             raise Fatal(AGENT_NOT_READY)
         raise Fatal(f'No private key found for public key "{keypath}"')
     try:
@@ -177,11 +178,33 @@ def _load_sign_key(opts: KeygenOptions, keypath: str, public: PublicKey) -> Priv
     return key
 
 
+def _agent_signer(opts: KeygenOptions, public: PublicKey) -> Signer | None:
+    """sig_sign's agent step: the agent signs if it holds the key (tried whenever
+    SSH_AUTH_SOCK is set); -U makes a missing agent or key fatal instead of falling
+    back to the private key file."""
+    lookup = opts.sources.agent_signer
+    if lookup is None:
+        if opts.prefer_agent:
+            raise Fatal(AGENT_NOT_READY if os.environ.get("SSH_AUTH_SOCK")
+                        else "Couldn't get agent socket")
+        return None
+    try:
+        return lookup(public)
+    except AgentUnavailable:
+        if opts.prefer_agent:
+            raise Fatal("Couldn't get agent socket") from None
+    except SshError:
+        if opts.prefer_agent:
+            raise Fatal("Couldn't find key in agent") from None
+    return None
+
+
 def _sign_one(
-    opts: KeygenOptions, key: PrivateKey, public: PublicKey, name: str,
+    opts: KeygenOptions, key: PrivateKey | Signer, public: PublicKey, name: str,
     stream: BinaryIO | None, hashalg: str,
 ) -> bool:
-    """sign_one: hash, sign, and write ``name.sig`` (or the armour to stdout for stdin)."""
+    """sign_one: hash, sign, and write ``name.sig`` (or the armour to stdout for stdin).
+    ``key`` is a private key, or the agent's signer for ``public``."""
     from keytools import sshsig
     from keytools.cli.prompt import confirm_overwrite
     from keytools.keyfile import atomic_write
@@ -190,7 +213,16 @@ def _sign_one(
         error("Signing data on standard input" if stream is None else f"Signing file {name}")
     source = sys.stdin.buffer if stream is None else stream
     try:
-        sig = sshsig.sign(key, source, opts.principals or "", hashalg, public)
+        if callable(key):
+            digest = sshsig.hash_message(source, hashalg)
+            try:
+                sig = sshsig.sign_digest(public, key, digest, opts.principals or "", hashalg)
+            except SshError as exc:  # the agent's words (its errors carry no log lines)
+                error(f"Couldn't sign message (signer): {exc}")
+                error(f"Signing {name} failed: {exc}")
+                return False
+        else:
+            sig = sshsig.sign(key, source, opts.principals or "", hashalg, public)
     except SignatureAlgorithmUnsupported as exc:
         _report(exc)
         error(f"sshsig_sign_fd: hash_file: {_ssherr(exc)}")
@@ -238,10 +270,9 @@ def sign(opts: KeygenOptions) -> int:
     except SshError as exc:
         error(f"Couldn't load public key {keypath}: {_ssherr(exc)}")
         return FAILED
-    if opts.prefer_agent:
-        raise Fatal(AGENT_NOT_READY if os.environ.get("SSH_AUTH_SOCK")
-                    else "Couldn't get agent socket")
-    key = _load_sign_key(opts, keypath, public)
+    key: PrivateKey | Signer | None = _agent_signer(opts, public)
+    if key is None:
+        key = _load_sign_key(opts, keypath, public)
     if key is None:
         return FAILED
     alg = hashalg if hashalg is not None else sshsig.DEFAULT_HASH

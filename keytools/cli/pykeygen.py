@@ -10,6 +10,7 @@ import getopt
 import sys
 from dataclasses import dataclass, field
 
+from keytools.cli.keysources import KeySources
 from keytools.cli.output import PROGNAME, Exit, Fatal, error
 
 # ssh-keygen's getopt string (OpenSSH 9.x/10.x).
@@ -86,6 +87,8 @@ class KeygenOptions:
     moduli: str | None = None
     sk_provider: str | None = None
     revocation_file: str | None = None
+    #: an agent and PKCS#11 tokens, when the program running pykeygen can reach them
+    sources: KeySources = field(default_factory=KeySources)
 
 
 def _strtonum(text: str, low: int, high: int) -> tuple[int, str | None]:
@@ -127,6 +130,8 @@ def parse_args(argv: list[str]) -> KeygenOptions:
                 opts.convert_format = "RFC4716"
             elif fmt in ("PKCS8", "PEM"):
                 opts.convert_format = opts.key_format = fmt
+            elif fmt in ("PPK", "PPK3", "PPK2"):  # beyond OpenSSH: PuTTY keys, -e/-i only
+                opts.convert_format = "PPK2" if fmt == "PPK2" else "PPK3"
             else:
                 raise Fatal(f'Unsupported conversion format "{value}"')
         elif flag == "-Z":
@@ -199,9 +204,11 @@ def usage() -> None:
     raise Exit(1)
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], sources: KeySources | None = None) -> int:
     """Dispatch in ssh-keygen's order of precedence."""
     opts = parse_args(argv)
+    if sources is not None:
+        opts.sources = sources
     act = opts.action
     if opts.sign_op is not None:
         from keytools.cli import keygen_sshsig
@@ -275,13 +282,14 @@ def run(argv: list[str]) -> int:
     return cmd.do_generate(opts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point; never lets a traceback reach the user."""
+def main(argv: list[str] | None = None, sources: KeySources | None = None) -> int:
+    """Console entry point; never lets a traceback reach the user. ``sources`` are the
+    agent and tokens -U, -D and -Y sign may use (agent.keygen passes them)."""
     from keytools.errors import SshError
 
     code: int
     try:
-        code = run(sys.argv[1:] if argv is None else argv)
+        code = run(sys.argv[1:] if argv is None else argv, sources)
     except Fatal as exc:
         error(str(exc))
         code = exc.code
