@@ -20,7 +20,6 @@ This is a benchmark, not a test: nothing here fails the build.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import subprocess
@@ -30,16 +29,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-PYKEYGEN = [sys.executable, "-m", "keytools.cli.pykeygen"]
+from common import PYKEYGEN, REPO, installed_env
+
+sys.path.insert(0, str(REPO))  # the keytools this checkout holds
 
 
-def _env(cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(cache)
-    env["PYTHONPATH"] = str(REPO)
-    return env
 
 
 def best_time(cmd: list[str], cwd: Path, env: dict[str, str], runs: int,
@@ -116,7 +110,7 @@ def main() -> int:
     runs = 2 if args.quick else 5
     with tempfile.TemporaryDirectory(prefix="bench-kh-") as tmp:
         work = Path(tmp)
-        env = _env(work / "pycache")
+        env = installed_env(work / "pycache")
         source = work / "known_hosts.src"
         names = make_known_hosts(source, args.lines)
         print(f"known_hosts: {args.lines} lines, {source.stat().st_size} bytes")

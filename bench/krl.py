@@ -17,7 +17,6 @@ This is a benchmark, not a test: nothing here fails the build.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import subprocess
@@ -26,15 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PYKEYGEN = [sys.executable, "-m", "keytools.cli.pykeygen"]
-
-
-def _env(cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(cache)
-    env["PYTHONPATH"] = str(REPO)
-    return env
+from common import PYKEYGEN, installed_env
 
 
 def best_time(cmd: list[str], cwd: Path, env: dict[str, str], runs: int,
@@ -73,7 +64,7 @@ def main() -> int:
     rng = random.Random(20260101)
     with tempfile.TemporaryDirectory(prefix="krl-bench-") as tmp:
         work = Path(tmp)
-        env = _env(work / "pycache")
+        env = installed_env(work / "pycache")
         subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "ca", "-f",
                         str(work / "ca")], check=True)
         random_serials = sorted(rng.sample(range(1, 20 * n + 1), n))

@@ -25,8 +25,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-PYKEYGEN = [sys.executable, "-m", "keytools.cli.pykeygen"]
+from common import PYKEYGEN, installed_env
 
 
 def _timed(cmd: list[str], cwd: Path, prepare: Callable[[], None] | None = None) -> float:
@@ -82,11 +81,9 @@ def main() -> int:
     if keygen is None:
         raise SystemExit("ssh-keygen is not installed")
     runs = 3 if args.quick else 7
-    os.environ["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
-    for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
-        os.environ.pop(name, None)
     cache = tempfile.mkdtemp(prefix="pykeygen-bench-pycache-")
-    os.environ["PYTHONPYCACHEPREFIX"] = cache
+    os.environ.clear()
+    os.environ.update(installed_env(Path(cache)))
     rows: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
