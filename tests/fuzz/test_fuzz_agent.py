@@ -15,6 +15,7 @@ from agent.interface import Constraints, DestinationConstraint, Hop, HopKey, Ide
 from agent.keyring import KeyRing
 from keytools.errors import SshError
 from keytools.private import PrivateKey, generate
+from tests.fuzz.mutations import mutated_from
 
 
 @functools.cache
@@ -48,23 +49,8 @@ def _samples() -> tuple[bytes, ...]:
     return tuple(msg.encode() for msg in messages)
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(_samples())))
-    for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "set"]))
-        pos = draw(st.integers(0, max(0, len(data) - 1)))
-        if op == "flip" and data:
-            data[pos] ^= draw(st.integers(1, 255))
-        elif op == "set" and data:
-            data[pos] = draw(st.sampled_from([0, 0xFF, 0x7F, 0x80, 1]))
-        elif op == "truncate":
-            del data[pos:]
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 8))]
-    return bytes(data)
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutated_from(_samples())
 
 
 inputs = st.one_of(st.binary(max_size=300), mutated())

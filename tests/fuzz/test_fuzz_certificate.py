@@ -22,6 +22,7 @@ from keytools.cli.keygen_certs import read_key
 from keytools.errors import InvalidArgument, SshError
 from keytools.public import decode_public_blob
 from keytools.wire import Writer
+from tests.fuzz.mutations import mutated_from
 from tests.helpers import TESTDATA
 
 _FILES = sorted(TESTDATA.glob("sshkey/*-cert.pub")) + sorted(TESTDATA.glob("authopt/*.cert"))
@@ -51,24 +52,8 @@ def _use(blob: bytes) -> None:
             step()
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    blob = bytearray(draw(st.sampled_from(BLOBS)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(("set", "insert", "delete", "truncate", "length")))
-        pos = draw(st.integers(0, len(blob) - 1)) if blob else 0
-        if op == "set" and blob:
-            blob[pos] = draw(st.integers(0, 255))
-        elif op == "insert":
-            blob[pos:pos] = draw(st.binary(min_size=1, max_size=12))
-        elif op == "delete" and blob:
-            del blob[pos : pos + draw(st.integers(1, 12))]
-        elif op == "truncate":
-            del blob[pos:]
-        elif op == "length" and len(blob) >= pos + 4:
-            value = draw(st.sampled_from((0, 1, 3, 255, 0x7FFFFFFF, 0xFFFFFFFF, 0x8000001)))
-            blob[pos : pos + 4] = value.to_bytes(4, "big")
-    return bytes(blob)
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutated_from(BLOBS)
 
 
 @given(st.sampled_from(NAMES), st.binary(max_size=400))

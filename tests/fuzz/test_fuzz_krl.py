@@ -17,6 +17,7 @@ from keytools.keyfile import load_public
 from keytools.krl import Krl, parse_krl
 from keytools.krl.codec import KRL_MAGIC
 from keytools.krl.spec import SpecReader
+from tests.fuzz.mutations import mutated_from
 from tests.helpers import TESTDATA
 
 KRL_DIR = TESTDATA / "krl"
@@ -45,24 +46,8 @@ def _parse(data: bytes) -> None:
     assert isinstance(krl.listing(), str)
 
 
-@st.composite
-def mutated(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(CORPUS)))
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(("set", "insert", "delete", "truncate", "length")))
-        pos = draw(st.integers(0, len(data) - 1)) if data else 0
-        if op == "set" and data:
-            data[pos] = draw(st.integers(0, 255))
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete" and data:
-            del data[pos:pos + draw(st.integers(1, 8))]
-        elif op == "truncate":
-            del data[pos:]
-        elif op == "length" and len(data) >= pos + 4:
-            value = draw(st.sampled_from((0, 1, 8, 0x7FFFFFFF, 0xFFFFFFFF)))
-            data[pos:pos + 4] = value.to_bytes(4, "big")
-    return bytes(data)
+def mutated() -> st.SearchStrategy[bytes]:
+    return mutated_from(CORPUS)
 
 
 @given(st.binary(max_size=400))

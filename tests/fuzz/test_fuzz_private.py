@@ -20,6 +20,7 @@ from keytools.private.openssh import decode_openssh_private, encode_openssh_priv
 from keytools.private.pem import decode_pem_private, encode_pem_private
 from keytools.private.ssh2 import decode_ssh2_private, parse_ssh2_text
 from keytools.wire import Reader
+from tests.fuzz.mutations import mutation
 from tests.helpers import TESTDATA
 
 FUZZ = settings(max_examples=200, deadline=None,
@@ -82,24 +83,7 @@ def _ssh2_body() -> bytes:
     return parse_ssh2_text((TESTDATA / "regress" / "rsa_ssh2.prv").read_text())[1]
 
 
-@st.composite
-def mutated(draw: st.DrawFn, base: bytes) -> bytes:
-    """``base`` with one to three bytes flipped, a cut, an insertion or a deletion."""
-    data = bytearray(base)
-    for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "set"]))
-        pos = draw(st.integers(0, max(0, len(data) - 1)))
-        if op == "flip" and data:
-            data[pos] ^= draw(st.integers(1, 255))
-        elif op == "set" and data:
-            data[pos] = draw(st.sampled_from([0, 0xFF, 0x7F, 0x80, 1]))
-        elif op == "truncate":
-            del data[pos:]
-        elif op == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif op == "delete":
-            del data[pos : pos + draw(st.integers(1, 8))]
-    return bytes(data)
+mutated = mutation  # one byte-editing strategy for every fuzz test
 
 
 def _decode_openssh(data: bytes, passphrase: bytes | None) -> None:
