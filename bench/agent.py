@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, installed_env
+
 sys.path.insert(0, str(REPO))
 
 SIGN_REQUEST = 13
@@ -154,7 +155,7 @@ def main() -> int:
         "ssh-agent": [shutil.which("ssh-agent") or "ssh-agent"],
     }
     procs = {}
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = installed_env(work / "pycache")  # pyadd as installed: bytecode cached
     try:
         for name, cmd in agents.items():
             path = str(work / f"{name}.sock")
