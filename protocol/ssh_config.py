@@ -1,0 +1,433 @@
+"""ssh_config(5) for pyssh: ~/.ssh/config and /etc/ssh/ssh_config, read as ssh's readconf.c.
+
+The first value of a keyword wins (command-line ``-o`` is read first, then the user's
+file, then the system one); IdentityFile accumulates. ``Host`` and ``Match`` (all, host,
+originalhost, user, localuser, exec, final/canonical on the second reading ssh does when
+a file uses them) select blocks, ``Include`` reads files (globs, relative to ~/.ssh or
+/etc/ssh) in place. ``finish`` fills in defaults and expands %-tokens, and
+``dump`` prints the supported keys exactly as ``ssh -G`` does.
+
+Keywords ssh knows but pyssh does not act on are kept and warned about ("Unsupported
+option"), never a crash; a keyword ssh does not know is ssh's fatal "Bad configuration
+option".
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from keytools.errors import SshError
+from keytools.match import match_hostname, match_pattern_list
+
+MAX_INCLUDE_DEPTH = 16
+SYSTEM_CONFIG = "/etc/ssh/ssh_config"
+#: OpenSSH 10's default identities (no DSA, no XMSS).
+DEFAULT_IDENTITIES = ("~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk",
+                      "~/.ssh/id_ed25519", "~/.ssh/id_ed25519_sk")
+DEFAULT_USER_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
+DEFAULT_GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
+
+#: The keywords pyssh acts on (lower case -> ssh's spelling).
+SUPPORTED = {k.lower(): k for k in (
+    "HostName", "Port", "User", "IdentityFile", "IdentitiesOnly", "StrictHostKeyChecking",
+    "UserKnownHostsFile", "GlobalKnownHostsFile", "BatchMode", "ConnectTimeout", "LogLevel",
+    "Ciphers", "MACs", "KexAlgorithms", "HostKeyAlgorithms", "AddressFamily", "BindAddress",
+    "RequestTTY", "ForwardAgent", "StdinNull", "SessionType", "IdentityAgent",
+)}
+#: Keywords ssh accepts that pyssh ignores (with a warning).
+KNOWN_UNSUPPORTED = frozenset(k.lower() for k in (
+    "AddKeysToAgent", "CanonicalDomains", "CanonicalizeFallbackLocal", "CanonicalizeHostname",
+    "CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs", "CASignatureAlgorithms",
+    "CertificateFile", "ChannelTimeout", "CheckHostIP", "ClearAllForwardings", "Compression",
+    "ConnectionAttempts", "ControlMaster", "ControlPath", "ControlPersist", "DynamicForward",
+    "EnableEscapeCommandline", "EnableSSHKeysign", "EscapeChar", "ExitOnForwardFailure",
+    "FingerprintHash", "ForkAfterAuthentication", "ForwardX11", "ForwardX11Timeout",
+    "ForwardX11Trusted", "GatewayPorts", "GSSAPIAuthentication", "GSSAPIDelegateCredentials",
+    "HashKnownHosts", "HostbasedAcceptedAlgorithms", "HostbasedAuthentication",
+    "HostKeyAlias", "IgnoreUnknown", "IPQoS", "KbdInteractiveAuthentication",
+    "KbdInteractiveDevices", "KnownHostsCommand", "LocalCommand", "LocalForward", "LogVerbose",
+    "NoHostAuthenticationForLocalhost", "NumberOfPasswordPrompts", "ObscureKeystrokeTiming",
+    "PasswordAuthentication", "PermitLocalCommand", "PermitRemoteOpen", "PKCS11Provider",
+    "PreferredAuthentications", "ProxyCommand", "ProxyJump", "ProxyUseFdpass",
+    "PubkeyAcceptedAlgorithms", "PubkeyAcceptedKeyTypes", "PubkeyAuthentication", "RekeyLimit",
+    "RemoteCommand", "RemoteForward", "RequiredRSASize", "RevokedHostKeys",
+    "SecurityKeyProvider", "SendEnv", "ServerAliveCountMax", "ServerAliveInterval", "SetEnv",
+    "StreamLocalBindMask", "StreamLocalBindUnlink", "SyslogFacility", "TCPKeepAlive",
+    "Tag", "Tunnel", "TunnelDevice", "UpdateHostKeys", "VerifyHostKeyDNS", "VisualHostKey",
+    "XAuthLocation", "Protocol", "UsePrivilegedPort", "UseRoaming", "Cipher",
+))
+_MULTI = frozenset(("identityfile",))
+_YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
+_STRICT = {"yes": "true", "true": "true", "no": "false", "false": "false", "off": "false",
+           "ask": "ask", "accept-new": "accept-new"}
+LOG_LEVELS = ("QUIET", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2",
+              "DEBUG3")
+
+
+class ConfigError(SshError):
+    """A fatal configuration problem, worded as ssh's (e.g. "Bad configuration option")."""
+
+
+@dataclass
+class ConfigContext:
+    """What Host/Match lines are matched against while a file is read."""
+
+    host: str  # the host as given (lower case), what Host patterns see
+    original_host: str
+    local_user: str
+    warnings: list[str] = field(default_factory=list)
+    #: like warnings, shown only with -v
+    notes: list[str] = field(default_factory=list)
+    #: the second reading ssh does when a file uses "Match final"
+    final: bool = False
+    saw_final: bool = False
+
+
+class SshConfig:
+    """Options as they are read: the first value of each keyword wins."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, list[str]] = {}
+        self.identity_files: list[str] = []
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        got = self.values.get(key)
+        return got[0] if got else default
+
+    def args(self, key: str) -> list[str] | None:
+        return self.values.get(key)
+
+    # -- reading --------------------------------------------------------------------
+
+    def apply(self, keyword: str, args: list[str], where: str, ctx: ConfigContext) -> None:
+        """One "keyword args" line (from a file or -o); ConfigError when ssh would die."""
+        key = keyword.lower()
+        if not args:
+            raise ConfigError(f"{where}: no argument after keyword \"{key}\"")
+        if key in SUPPORTED:
+            self._validate(key, args, where)
+            if key in _MULTI:
+                if args[0] not in self.identity_files:  # ssh ignores a repeated file
+                    self.identity_files.append(args[0])
+            elif key not in self.values:
+                self.values[key] = list(args)
+            return
+        if key in KNOWN_UNSUPPORTED:
+            # Loud for -o (the user asked for it now), quiet (-v) for lines in files.
+            target = ctx.warnings if where.startswith("command-line") else ctx.notes
+            message = f"{where}: Unsupported option \"{keyword}\""
+            if message not in target:
+                target.append(message)
+            return
+        name, _, number = where.rpartition(" line ")
+        raise ConfigError(f"{name}: line {number}: Bad configuration option: {key}")
+
+    def _validate(self, key: str, args: list[str], where: str) -> None:
+        value = args[0]
+        if key == "port":
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise ConfigError(f"{where}: Bad port '{value}'.")
+        elif key in ("batchmode", "identitiesonly", "forwardagent", "stdinnull"):
+            if value.lower() not in _YES_NO:
+                raise ConfigError(f"{where}: unsupported option \"{value}\".")
+        elif key == "stricthostkeychecking":
+            if value.lower() not in _STRICT:
+                raise ConfigError(f"{where}: unsupported option \"{value}\".")
+        elif key == "loglevel":
+            if value.upper() not in LOG_LEVELS:
+                raise ConfigError(f"{where}: unsupported log level '{value}'")
+        elif key == "connecttimeout" and value.lower() != "none" and not value.isdigit():
+            raise ConfigError(f"{where}: invalid time value.")
+
+    def read_file(self, path: str, ctx: ConfigContext, *, user_file: bool,
+                  depth: int = 0) -> None:
+        """Read one file; a missing file is no error (as ssh for the default files)."""
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise ConfigError(f"Can't open user config file {path}: {exc.strerror}") from None
+        self.read_lines(lines, path, ctx, user_file=user_file, depth=depth)
+
+    def read_lines(self, lines: Iterable[str], path: str, ctx: ConfigContext, *,
+                   user_file: bool, depth: int = 0) -> None:
+        active = True
+        for number, line in enumerate(lines, 1):
+            where = f"{path} line {number}"
+            parsed = split_line(line, where)
+            if parsed is None:
+                continue
+            keyword, args = parsed
+            key = keyword.lower()
+            if key == "host":
+                active = match_host_block(args, ctx.host)
+            elif key == "match":
+                active = self._match(args, ctx, where)
+            elif not active:
+                continue
+            elif key == "include":
+                self._include(args, ctx, user_file=user_file, depth=depth, where=where)
+            else:
+                self.apply(keyword, args, where, ctx)
+
+    def _include(self, args: list[str], ctx: ConfigContext, *, user_file: bool, depth: int,
+                 where: str) -> None:
+        if depth >= MAX_INCLUDE_DEPTH:
+            raise ConfigError(f"{where}: Include nesting too deep")
+        base = os.path.join(home_dir(), ".ssh") if user_file else "/etc/ssh"
+        for pattern in args:
+            pattern = os.path.expanduser(pattern) if pattern.startswith("~") else pattern
+            if pattern.startswith("~/"):
+                pattern = os.path.join(home_dir(), pattern[2:])
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(base, pattern)
+            for path in sorted(glob.glob(pattern)):
+                self.read_file(path, ctx, user_file=user_file, depth=depth + 1)
+
+    def _match(self, args: list[str], ctx: ConfigContext, where: str) -> bool:
+        """Match criteria, all of which must hold (each may be negated with '!')."""
+        result = True
+        i = 0
+        while i < len(args):
+            word = args[i]
+            negate = word.startswith("!")
+            attr = word[1:].lower() if negate else word.lower()
+            i += 1
+            if attr in ("all", "canonical", "final"):
+                if attr != "all":
+                    ctx.saw_final = True
+                ok = attr == "all" or ctx.final
+                if attr == "all" and (len(args) > 1):
+                    raise ConfigError(f"{where}: '{word}' cannot be combined with other "
+                                      "Match attributes")
+            else:
+                if i >= len(args):
+                    raise ConfigError(f"{where}: Missing Match criteria for {attr}")
+                arg = args[i]
+                i += 1
+                if attr == "host":
+                    subject = self.get("hostname") or ctx.host
+                    ok = match_hostname(expand_hostname(subject, ctx.host), arg) == 1
+                elif attr == "originalhost":
+                    ok = match_hostname(ctx.original_host, arg) == 1
+                elif attr == "user":
+                    ok = match_pattern_list(self.get("user") or ctx.local_user, arg) == 1
+                elif attr == "localuser":
+                    ok = match_pattern_list(ctx.local_user, arg) == 1
+                elif attr == "exec":
+                    ok = self._exec(arg, ctx)
+                else:
+                    raise ConfigError(f"{where}: Unsupported Match attribute {attr}")
+            if ok == negate:
+                result = False
+        return result
+
+
+    def _exec(self, command: str, ctx: ConfigContext) -> bool:
+        """Match exec: the command (tokens expanded) run by /bin/sh exits 0."""
+        import subprocess
+
+        hostname = expand_hostname(self.get("hostname") or ctx.host, ctx.host)
+        tokens = {"h": hostname, "n": ctx.original_host, "p": self.get("port") or "22",
+                  "r": self.get("user") or ctx.local_user, "u": ctx.local_user,
+                  "d": home_dir(), "i": str(os.getuid())}
+        try:
+            done = subprocess.run(["/bin/sh", "-c", expand_tokens(command, tokens)],
+                                  stdin=subprocess.DEVNULL, check=False)
+        except OSError:
+            return False
+        return done.returncode == 0
+
+
+def split_line(line: str, where: str) -> tuple[str, list[str]] | None:
+    """``Keyword args`` or ``Keyword=args``; None for blank and comment lines."""
+    text = line.strip(" \t\r\n")
+    if not text or text.startswith("#"):
+        return None
+    end = 0
+    while end < len(text) and text[end] not in " \t=":
+        end += 1
+    keyword, rest = text[:end], text[end:].lstrip(" \t")
+    if rest.startswith("="):
+        rest = rest[1:].lstrip(" \t")
+    return keyword, split_args(rest, where)
+
+
+def split_args(text: str, where: str) -> list[str]:
+    """Words separated by blanks; double or single quotes group, a '#' word ends the line."""
+    args: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] in " \t":
+            i += 1
+        if i >= n or text[i] == "#":
+            break
+        word: list[str] = []
+        while i < n and text[i] not in " \t":
+            ch = text[i]
+            if ch in "\"'":
+                close = text.find(ch, i + 1)
+                if close < 0:
+                    raise ConfigError(f"{where}: invalid quotes")
+                word.append(text[i + 1:close])
+                i = close + 1
+                continue
+            if ch == "\\" and i + 1 < n and text[i + 1] in "\"'\\ ":
+                word.append(text[i + 1])
+                i += 2
+                continue
+            word.append(ch)
+            i += 1
+        args.append("".join(word))
+    return args
+
+
+def match_host_block(patterns: list[str], host: str) -> bool:
+    """A Host line applies when a pattern matches and no negated one does."""
+    matched = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        body = pattern[1:] if negated else pattern
+        if match_hostname(host, body) == 1:
+            if negated:
+                return False
+            matched = True
+    return matched
+
+
+def home_dir() -> str:
+    """The home directory as ssh finds it: the password database, not $HOME."""
+    return pwd.getpwuid(os.getuid()).pw_dir
+
+
+def local_user() -> str:
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def expand_hostname(value: str, host: str) -> str:
+    """HostName takes %h (the host as given) and %%."""
+    return expand_tokens(value, {"h": host})
+
+
+def expand_tokens(text: str, tokens: dict[str, str]) -> str:
+    """percent_expand: each %x from ``tokens``, %% a percent; others are errors."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch != "%":
+            out.append(ch)
+            i += 1
+            continue
+        if i + 1 >= len(text):
+            raise ConfigError(f"percent_expand: invalid format \"{text}\"")
+        code = text[i + 1]
+        if code == "%":
+            out.append("%")
+        elif code in tokens:
+            out.append(tokens[code])
+        else:
+            raise ConfigError(f"percent_expand: unknown key %{code}")
+        i += 2
+    return "".join(out)
+
+
+def tilde_expand(path: str) -> str:
+    if path == "~" or path.startswith("~/"):
+        return home_dir() + path[1:]
+    return os.path.expanduser(path) if path.startswith("~") else path
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The options pyssh connects with, after defaults and %-token expansion."""
+
+    host: str  # as given on the command line
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]  # as written (for -G)
+    identity_paths: tuple[str, ...]  # expanded (tilde and tokens)
+    identities_only: bool
+    strict_host_key_checking: str  # true / false / ask / accept-new
+    user_known_hosts: tuple[str, ...]
+    global_known_hosts: tuple[str, ...]
+    batch_mode: bool
+    connect_timeout: int | None
+    log_level: str
+    #: algorithm specs as written (a list, or +list / -patterns / ^list)
+    ciphers: str | None
+    macs: str | None
+    kex: str | None
+    host_key_algorithms: str | None
+    address_family: str
+    bind_address: str | None
+    identity_agent: str | None
+
+
+def finish(config: SshConfig, host: str, original_host: str) -> Resolved:
+    """Fill in defaults and expand tokens, as ssh.c does after reading the files."""
+    hostname = expand_hostname(config.get("hostname") or host, host).lower()
+    port = int(config.get("port") or "22")
+    luser = local_user()
+    user = config.get("user") or luser
+    home = home_dir()
+    try:
+        local_host = socket.gethostname()
+    except OSError:
+        local_host = "localhost"
+    tokens = {"h": hostname, "p": str(port), "r": user, "u": luser, "d": home,
+              "n": original_host, "i": str(os.getuid()), "l": local_host,
+              "L": local_host.split(".")[0]}
+    files = tuple(config.identity_files) or DEFAULT_IDENTITIES
+    paths = tuple(expand_tokens(tilde_expand(f), tokens) for f in files if f != "none")
+    user_kh = tuple(expand_tokens(tilde_expand(f), tokens)
+                    for f in (config.args("userknownhostsfile") or DEFAULT_USER_KNOWN_HOSTS))
+    global_kh = tuple(expand_tokens(tilde_expand(f), tokens) for f in
+                      (config.args("globalknownhostsfile") or DEFAULT_GLOBAL_KNOWN_HOSTS))
+    timeout = config.get("connecttimeout")
+    agent = config.get("identityagent")
+    return Resolved(
+        host=host, hostname=hostname, port=port, user=user,
+        identity_files=files, identity_paths=paths,
+        identities_only=_YES_NO[(config.get("identitiesonly") or "no").lower()] == "yes",
+        strict_host_key_checking=_STRICT[(config.get("stricthostkeychecking") or "ask").lower()],
+        user_known_hosts=user_kh, global_known_hosts=global_kh,
+        batch_mode=_YES_NO[(config.get("batchmode") or "no").lower()] == "yes",
+        connect_timeout=None if timeout is None or timeout.lower() == "none" else int(timeout),
+        log_level=(config.get("loglevel") or "INFO").upper(),
+        ciphers=config.get("ciphers"), macs=config.get("macs"),
+        kex=config.get("kexalgorithms"), host_key_algorithms=config.get("hostkeyalgorithms"),
+        address_family=(config.get("addressfamily") or "any").lower(),
+        bind_address=config.get("bindaddress"),
+        identity_agent=None if agent is None else expand_tokens(tilde_expand(agent), tokens),
+    )
+
+
+def dump(r: Resolved) -> str:
+    """``ssh -G`` lines for the keys pyssh supports, in ssh's order and spelling."""
+    level = {"DEBUG1": "DEBUG", "QUIET": "SILENT"}.get(r.log_level, r.log_level)
+    lines = [f"host {r.host}", f"user {r.user}", f"hostname {r.hostname}", f"port {r.port}",
+             f"addressfamily {r.address_family}",
+             f"batchmode {'yes' if r.batch_mode else 'no'}",
+             f"identitiesonly {'yes' if r.identities_only else 'no'}",
+             f"stricthostkeychecking {r.strict_host_key_checking}",
+             f"loglevel {level}"]
+    lines += [f"identityfile {f}" for f in r.identity_files]
+    lines += [f"globalknownhostsfile {' '.join(r.global_known_hosts)}",
+              f"userknownhostsfile {' '.join(r.user_known_hosts)}",
+              f"connecttimeout {'none' if r.connect_timeout is None else r.connect_timeout}"]
+    return "".join(line + "\n" for line in lines)
+
+
+#: The keywords ``dump`` prints (what tests compare with ``ssh -G``).
+DUMPED_KEYS = ("host", "user", "hostname", "port", "addressfamily", "batchmode",
+               "identitiesonly", "stricthostkeychecking", "loglevel", "identityfile",
+               "globalknownhostsfile", "userknownhostsfile", "connecttimeout")
