@@ -1,23 +1,17 @@
-"""Entry points for pyssh and pysshd; placeholders until the protocol is written.
-
-They exist so the console scripts install and fail cleanly (exit 1, no traceback).
-"""
+"""Console entry points for pyssh and pysshd; the work lives in ssh_main and sshd_main."""
 
 from __future__ import annotations
 
-import sys
-
-
-def _not_implemented(prog: str) -> int:
-    print(f"{prog}: not implemented yet", file=sys.stderr)
-    return 1
-
 
 def pyssh_main(argv: list[str] | None = None) -> int:
-    """ssh client replacement (not implemented yet)."""
-    return _not_implemented("pyssh")
+    """ssh client replacement: protocol.ssh_main (exec of a command; no pty yet)."""
+    from protocol.ssh_main import run
+
+    return run(argv)
 
 
 def pysshd_main(argv: list[str] | None = None) -> int:
-    """sshd replacement (not implemented yet)."""
-    return _not_implemented("pysshd")
+    """sshd replacement: protocol.sshd_main (unprivileged, current user only for now)."""
+    from protocol.sshd_main import main
+
+    return main(argv)
