@@ -102,19 +102,29 @@ def _os_error(message: str, exc: OSError) -> FileError:
     return FileError(f"{message}: {exc.strerror}", exc.errno)
 
 
-def make_temp(path: str) -> tuple[int, str]:
-    """mkstemp("path.XXXXXXXXXX") with mode 0600; the caller closes the descriptor."""
+def reserve_temp(template: str) -> tuple[int, str]:
+    """mkstemp(template + ".XXXXXXXXXX") with mode 0600; the caller closes the descriptor.
+
+    An OSError carries the name that was tried as its filename.
+    """
     for _ in range(100):
-        suffix = "".join(secrets.choice(_TMP_ALPHABET) for _ in range(10))
-        tmp = f"{path}.{suffix}"
+        name = template + "." + "".join(secrets.choice(_TMP_ALPHABET) for _ in range(10))
         try:
-            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), name
         except FileExistsError:
             continue
         except OSError as exc:
-            raise _os_error("mkstemp", exc) from None
-        return fd, tmp
-    raise FileError("mkstemp: " + os.strerror(errno.EEXIST), errno.EEXIST)
+            exc.filename = name
+            raise
+    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), template)
+
+
+def make_temp(path: str) -> tuple[int, str]:
+    """reserve_temp, failing with FileError("mkstemp: ...") as ssh-keygen words it."""
+    try:
+        return reserve_temp(path)
+    except OSError as exc:
+        raise _os_error("mkstemp", exc) from None
 
 
 def write_fd(fd: int, lines: Iterable[str] | Iterable[bytes]) -> None:

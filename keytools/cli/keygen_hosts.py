@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
-import string
 import sys
 from collections.abc import Callable
 
@@ -18,6 +16,7 @@ from keytools.cli.output import PROGNAME, Exit, Fatal, error, out
 from keytools.cli.pykeygen import KeygenOptions
 from keytools.errors import FileError, SshError
 from keytools.known_hosts import HostLine, LineStatus, Marker
+from keytools.known_hosts_edit import reserve_temp
 from keytools.sshdir import user_at_host, user_ssh_dir
 
 #: ssh-keygen -A and -r look here (OpenSSH 10: no DSA)
@@ -26,7 +25,6 @@ HOST_KEY_FILES = (
     ("ecdsa", "ECDSA", "/etc/ssh/ssh_host_ecdsa_key"),
     ("ed25519", "ED25519", "/etc/ssh/ssh_host_ed25519_key"),
 )
-_TMP_ALPHABET = string.ascii_letters + string.digits
 
 
 # -- known_hosts: -F, -R, -H --------------------------------------------------------------
@@ -262,19 +260,6 @@ def do_print_resource_record(opts: KeygenOptions) -> int:
 # -- -A: missing host keys ----------------------------------------------------------------
 
 
-def _reserve(template: str) -> tuple[int, str]:
-    """mkstemp(template + ".XXXXXXXXXX"); raises OSError carrying the name tried."""
-    while True:
-        name = template + "." + "".join(secrets.choice(_TMP_ALPHABET) for _ in range(10))
-        try:
-            return os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), name
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            exc.filename = name
-            raise
-
-
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -293,7 +278,7 @@ def _make_host_key(opts: KeygenOptions, kind: str, prefix: str, path: str,
 
     prv_file, pub_file = prefix + path, prefix + path + ".pub"
     try:
-        fd, prv_tmp = _reserve(prv_file)
+        fd, prv_tmp = reserve_temp(prv_file)
     except OSError as exc:
         error(f"Could not save your private key in {exc.filename}: {exc.strerror}")
         raise _HostKeyFailed() from None
@@ -315,7 +300,7 @@ def _make_host_key(opts: KeygenOptions, kind: str, prefix: str, path: str,
     finally:
         os.close(fd)
     try:
-        fd, pub_tmp = _reserve(pub_file)
+        fd, pub_tmp = reserve_temp(pub_file)
     except OSError as exc:
         error(f"Could not save your public key in {exc.filename}: {exc.strerror}")
         raise _HostKeyFailed() from None
