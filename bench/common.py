@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,3 +24,27 @@ def installed_env(cache: Path) -> dict[str, str]:
     env["PYTHONPYCACHEPREFIX"] = str(cache)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")
     return env
+
+
+def best_time(cmd: list[str], cwd: Path, env: dict[str, str], runs: int, *,
+              ok_codes: tuple[int, ...] = (0,),
+              prepare: Callable[[], None] | None = None) -> tuple[float, bytes, bytes]:
+    """Fastest of ``runs`` runs (after one warm-up); the last run's stdout and stderr.
+
+    ``prepare`` runs before each run, outside the timing.
+    """
+    best = float("inf")
+    out = err = b""
+    for i in range(runs + 1):
+        if prepare is not None:
+            prepare()
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, check=False)
+        elapsed = time.perf_counter() - start
+        if done.returncode not in ok_codes:
+            raise SystemExit(f"benchmark command failed: {cmd}\n{done.stderr.decode()}")
+        if i:
+            best = min(best, elapsed)
+        out, err = done.stdout, done.stderr
+    return best, out, err

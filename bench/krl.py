@@ -22,28 +22,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from common import PYKEYGEN, installed_env
-
-
-def best_time(cmd: list[str], cwd: Path, env: dict[str, str], runs: int,
-              ok_codes: tuple[int, ...] = (0,)) -> tuple[float, bytes]:
-    """Fastest of ``runs`` runs (after one warm-up), and the last run's stdout."""
-    best = float("inf")
-    out = b""
-    for i in range(runs + 1):
-        start = time.perf_counter()
-        done = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                              capture_output=True, check=False)
-        elapsed = time.perf_counter() - start
-        if done.returncode not in ok_codes:
-            raise SystemExit(f"benchmark command failed: {cmd}\n{done.stderr.decode()}")
-        if i:
-            best = min(best, elapsed)
-        out = done.stdout
-    return best, out
+from common import PYKEYGEN, best_time, installed_env
 
 
 def _line(name: str, ours: float, theirs: float) -> None:
@@ -84,9 +65,9 @@ def main() -> int:
         print(f"KRL benchmark, {n} serials ({sys.executable}, {keygen})")
         for name in ("random", "sparse"):
             cmd = ["-q", "-k", "-s", "ca.pub", f"{name}.spec"]
-            theirs, _ = best_time([keygen, *cmd[:2], "-f", f"{name}-ssh.krl", *cmd[2:]],
+            theirs, _, _ = best_time([keygen, *cmd[:2], "-f", f"{name}-ssh.krl", *cmd[2:]],
                                   work, env, runs)
-            ours, _ = best_time([*PYKEYGEN, *cmd[:2], "-f", f"{name}-py.krl", *cmd[2:]],
+            ours, _, _ = best_time([*PYKEYGEN, *cmd[:2], "-f", f"{name}-py.krl", *cmd[2:]],
                                 work, env, runs)
             same = (work / f"{name}-ssh.krl").read_bytes()[28:] == \
                 (work / f"{name}-py.krl").read_bytes()[28:]
@@ -95,8 +76,8 @@ def main() -> int:
             print(f"{'':14} KRL size {(work / f'{name}-py.krl').stat().st_size} bytes, "
                   f"{verdict} ssh-keygen's after the timestamp")
         query = ["-Q", "-f", "random-ssh.krl", *certs]
-        theirs, their_out = best_time([keygen, *query], work, env, runs, (0, 1))
-        ours, our_out = best_time([*PYKEYGEN, *query], work, env, runs, (0, 1))
+        theirs, their_out, _ = best_time([keygen, *query], work, env, runs, ok_codes=(0, 1))
+        ours, our_out, _ = best_time([*PYKEYGEN, *query], work, env, runs, ok_codes=(0, 1))
         _line("query", ours, theirs)
         print(f"{'':14} answers {'identical' if our_out == their_out else 'DIFFERENT'}")
         python = best_time([sys.executable, "-c", "pass"], work, env, runs)[0]
