@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -110,3 +111,14 @@ def private_copy(path: str | os.PathLike[str], tmp_path: Path) -> Path:
     dst.write_bytes(src.read_bytes())
     dst.chmod(0o600)
     return dst
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a server a test started, by pid: SIGTERM, then SIGKILL after 10 seconds."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -4,7 +4,6 @@ private socket, stopped by pid when the test ends (see the ``agent_factory`` fix
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, tool_path
+from tests.helpers import REPO_ROOT, stop_process, tool_path
 
 PYAGENT = [sys.executable, "-m", "agent.pyagent"]
 
@@ -48,13 +47,7 @@ class RunningAgent:
         return base_env(SSH_AUTH_SOCK=self.path, **extra)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import run, tool_path
+from tests.helpers import run, stop_process, tool_path
 
 PYADD = [sys.executable, "-m", "agent.pyadd"]
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -48,13 +47,7 @@ class RunningAgent:
         return env
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 def _wait_for_socket(path: Path, proc: subprocess.Popen[bytes]) -> None:

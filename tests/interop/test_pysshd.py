@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, TESTDATA, private_copy, run, tool_path
+from tests.helpers import REPO_ROOT, TESTDATA, private_copy, run, stop_process, tool_path
 from tests.interop.sshd import free_port, sshd_path
 
 PYSSHD = [sys.executable, "-m", "protocol.sshd_main"]
@@ -80,13 +79,7 @@ class PysshdServer:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")
