@@ -8,113 +8,41 @@ Keys and the certificate come from the real ssh-keygen, the KRL from pykeygen -k
 
 from __future__ import annotations
 
-import getpass
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT, TESTDATA, private_copy, run, stop_process, tool_path
-from tests.interop.sshd import free_port, sshd_path
-
-PYSSHD = [sys.executable, "-m", "protocol.sshd_main"]
-PYKEYGEN = [sys.executable, "-m", "keytools.cli.pykeygen"]
-USER = getpass.getuser()
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
-    env["PYTHONPATH"] = str(REPO_ROOT)
-    return env
-
-
-def _keygen(*args: str | Path) -> None:
-    done = run([tool_path("ssh-keygen"), *map(str, args)])
-    assert done.returncode == 0, done.stderr
-
-
-@dataclass
-class PysshdServer:
-    directory: Path
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def authorized_keys(self) -> Path:
-        return self.directory / "authorized_keys"
-
-    def key(self, name: str) -> Path:
-        return self.directory / name
-
-    def authorize(self, *lines: str) -> None:
-        self.authorized_keys.write_text("".join(line + "\n" for line in lines))
-
-    def pub(self, name: str) -> str:
-        return self.key(f"{name}.pub").read_text().strip()
-
-    def ssh(self, *remote: str, identity: str = "id", certificate: str | None = None,
-            options: tuple[str, ...] = (), user: str = USER,
-            extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-        client = self.directory / "client"
-        cmd = [tool_path("ssh"), "-F", "/dev/null", "-p", str(self.port),
-               "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=20",
-               "-o", f"UserKnownHostsFile={client / 'known_hosts'}",
-               "-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR",
-               "-i", str(self.key(identity))]
-        if certificate is not None:
-            cmd += ["-o", f"CertificateFile={self.key(certificate)}"]
-        for option in options:
-            cmd += ["-o", option]
-        env = _env()
-        env["HOME"] = str(client)
-        return run([*cmd, *extra, f"{user}@127.0.0.1", *remote], env=env, timeout=60)
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        stop_process(self.proc)
+from tests.helpers import TESTDATA, private_copy, run, tool_path
+from tests.interop.pysshd import (
+    PYKEYGEN,
+    PYSSHD,
+    USER,
+    PysshdServer,
+    keygen,
+    pysshd_env,
+    start_pysshd,
+)
+from tests.interop.sshd import sshd_path
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PysshdServer]:
     d = tmp_path_factory.mktemp("pysshd")
-    (d / "client").mkdir(mode=0o700)
     for name in ("host", "id", "other", "revoked", "ca", "certified", "forced", "elsewhere"):
-        _keygen("-q", "-t", "ed25519", "-N", "", "-C", name, "-f", d / name)
-    _keygen("-q", "-s", d / "ca", "-I", "pysshd-test", "-n", USER, "-V", "-5m:+1h",
-            d / "certified.pub")
-    _keygen("-q", "-s", d / "ca", "-I", "forced", "-n", USER, "-O",
-            "force-command=echo from-cert", "-O", "source-address=127.0.0.0/8", d / "forced.pub")
-    _keygen("-q", "-s", d / "ca", "-I", "elsewhere", "-n", USER, "-O",
-            "source-address=10.0.0.0/8", d / "elsewhere.pub")
+        keygen("-q", "-t", "ed25519", "-N", "", "-C", name, "-f", d / name)
+    keygen("-q", "-s", d / "ca", "-I", "pysshd-test", "-n", USER, "-V", "-5m:+1h",
+           d / "certified.pub")
+    keygen("-q", "-s", d / "ca", "-I", "forced", "-n", USER, "-O",
+           "force-command=echo from-cert", "-O", "source-address=127.0.0.0/8", d / "forced.pub")
+    keygen("-q", "-s", d / "ca", "-I", "elsewhere", "-n", USER, "-O",
+           "source-address=10.0.0.0/8", d / "elsewhere.pub")
     krl = run([*PYKEYGEN, "-k", "-f", str(d / "revoked.krl"), str(d / "revoked.pub")],
-              env=_env())
+              env=pysshd_env())
     assert krl.returncode == 0, krl.stderr
-    port = free_port()
-    config = d / "sshd_config"
-    config.write_text(
-        f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {d / 'host'}\n"
-        f"PidFile {d / 'pysshd.pid'}\nAuthorizedKeysFile {d}/authorized_keys\n"
-        f"TrustedUserCAKeys {d / 'ca.pub'}\nRevokedKeys {d / 'revoked.krl'}\n"
-        "LogLevel VERBOSE\nLoginGraceTime 30\nAcceptEnv LC_* FOO\n")
-    log = d / "pysshd.log"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([*PYSSHD, "-f", str(config), "-D", "-e"], stdout=log_file,
-                                stderr=log_file, stdin=subprocess.DEVNULL, env=_env())
-    srv = PysshdServer(d, port, proc, log)
-    deadline = time.monotonic() + 20
-    while not (d / "pysshd.pid").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            srv.stop()
-            pytest.fail(f"pysshd did not start: {srv.log_text()}")
-        time.sleep(0.05)
+    srv = start_pysshd(d, f"HostKey {d / 'host'}\nAuthorizedKeysFile {d}/authorized_keys\n"
+                          f"TrustedUserCAKeys {d / 'ca.pub'}\nRevokedKeys {d / 'revoked.krl'}\n"
+                          "LogLevel VERBOSE\nLoginGraceTime 30\nAcceptEnv LC_* FOO\n")
     yield srv
     srv.stop()
 
@@ -138,7 +66,7 @@ def test_stdin_reaches_the_command(server: PysshdServer) -> None:
            "-o", "IdentitiesOnly=yes", "-o", f"UserKnownHostsFile={client / 'known_hosts'}",
            "-o", "StrictHostKeyChecking=accept-new", "-i", str(server.key("id")),
            f"{USER}@127.0.0.1", "wc -c"]
-    done = run(cmd, input=b"x" * 100_000, env={**_env(), "HOME": str(client)})
+    done = run(cmd, input=b"x" * 100_000, env={**pysshd_env(), "HOME": str(client)})
     assert (done.returncode, done.stdout.strip()) == (0, "100000"), done.stderr
 
 
@@ -175,7 +103,7 @@ def test_max_auth_tries(server: PysshdServer, tmp_path: Path) -> None:
     server.authorize(server.pub("id"))
     extra: list[str] = []
     for n in range(6):  # sshd's default MaxAuthTries
-        _keygen("-q", "-t", "ed25519", "-N", "", "-f", tmp_path / f"k{n}")
+        keygen("-q", "-t", "ed25519", "-N", "", "-f", tmp_path / f"k{n}")
         extra += ["-i", str(tmp_path / f"k{n}")]
     done = server.ssh("true", identity="other", extra=tuple(extra))
     assert done.returncode == 255
@@ -240,10 +168,10 @@ def test_revoked_key_refused(server: PysshdServer) -> None:
 
 
 def test_config_test_mode_reports_bad_line(tmp_path: Path) -> None:
-    _keygen("-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "host")
+    keygen("-q", "-t", "ed25519", "-N", "", "-f", tmp_path / "host")
     config = tmp_path / "sshd_config"
     config.write_text(f"HostKey {tmp_path / 'host'}\nPort 2222\nFrobnicate yes\n")
-    ours = run([*PYSSHD, "-t", "-f", str(config)], env=_env())
+    ours = run([*PYSSHD, "-t", "-f", str(config)], env=pysshd_env())
     assert ours.returncode == 255
     assert f"{config}: line 3: Bad configuration option: Frobnicate" in ours.stderr
     assert f"{config}: terminating, 1 bad configuration options" in ours.stderr
