@@ -3,17 +3,22 @@
 A known_hosts host field is either a comma-separated pattern list (``*`` and ``?``
 wildcards, ``!`` negation, compared in lower case) or one hashed name
 ``|1|base64(salt)|base64(HMAC-SHA1(salt, name))``. The HMAC comes from the standard
-library's OpenSSL binding (hmac.digest), as fingerprints use hashlib: this is a name
-lookup, and importing cryptography per line would make big files slow.
+library's OpenSSL binding (``_hashlib.hmac_digest``, what hmac.digest calls), as
+fingerprints use hashlib: this is a name lookup, and importing cryptography per line
+would make big files slow.
 """
 
 from __future__ import annotations
 
 import binascii
-import hmac
-import secrets
-from base64 import b64encode
+import os
 from collections.abc import Callable
+
+try:
+    from _hashlib import compare_digest, hmac_digest
+except ImportError:  # pragma: no cover - Python without OpenSSL's hashlib
+    from hmac import compare_digest
+    from hmac import digest as hmac_digest  # type: ignore[assignment]
 
 from keytools.match import ascii_lower, match_hostname, match_pattern_list
 
@@ -27,14 +32,14 @@ DEFAULT_PORT = 22
 
 
 def _b64(data: bytes) -> str:
-    return b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def hash_host(host: str, salt: bytes | None = None) -> str:
     """``|1|salt|hmac`` for ``host``; a fresh random salt unless one is given."""
     if salt is None:
-        salt = secrets.token_bytes(HASH_LEN)
-    digest = hmac.digest(salt, host.encode("utf-8", "surrogateescape"), "sha1")
+        salt = os.urandom(HASH_LEN)
+    digest = hmac_digest(salt, host.encode("utf-8", "surrogateescape"), "sha1")
     return f"{HASH_MAGIC}{_b64(salt)}{HASH_DELIM}{_b64(digest)}"
 
 
@@ -61,7 +66,7 @@ def match_hashed(host: str, field: str) -> bool | None:
     salt = extract_salt(field)
     if salt is None:
         return None
-    return hmac.compare_digest(hash_host(host, salt), field)
+    return compare_digest(hash_host(host, salt), field)
 
 
 def host_matcher(host: str) -> Callable[[str], bool | None]:

@@ -82,8 +82,7 @@ class HostLine:
 
 
 def _key_type_names() -> frozenset[str]:
-    import keytools.public  # noqa: F401  (registers every key and certificate type)
-    from keytools.public.base import known_types
+    from keytools.public.base import known_types  # every name, no key module imported
 
     names = set(known_types())
     names.update(("rsa-sha2-256", "rsa-sha2-512", "rsa-sha2-256-cert-v01@openssh.com",
@@ -103,6 +102,20 @@ def is_key_type_name(name: str) -> bool:
     if _TYPE_NAMES is None:
         _TYPE_NAMES = _key_type_names()
     return name in _TYPE_NAMES or name.lower() in _SHORT_NAMES
+
+
+def key_type_pattern() -> bytes:
+    """A bytes regular expression (a group) matching exactly the names is_key_type_name
+    accepts, for whole-file scans; short names in any ASCII case (a non-ASCII name that
+    Python folds to one of them is left to the line parser)."""
+    import re
+
+    global _TYPE_NAMES
+    if _TYPE_NAMES is None:
+        _TYPE_NAMES = _key_type_names()
+    names = b"|".join(re.escape(name.encode()) for name in sorted(_TYPE_NAMES))
+    short = b"|".join(re.escape(name.encode()) for name in sorted(_SHORT_NAMES))
+    return b"(?:" + names + b"|(?i:" + short + b"))"
 
 
 def _split_marker(rest: str) -> tuple[Marker, str] | None:

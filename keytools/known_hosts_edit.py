@@ -127,13 +127,18 @@ def make_temp(path: str) -> tuple[int, str]:
         raise _os_error("mkstemp", exc) from None
 
 
-def write_fd(fd: int, lines: Iterable[str] | Iterable[bytes]) -> None:
-    """Write ``lines`` (each followed by a newline) to ``fd``, fsync and close it."""
-    items = list(lines)
-    if items and isinstance(items[0], bytes):
-        data = b"\n".join(items) + b"\n"  # type: ignore[arg-type]
+def write_fd(fd: int, lines: Iterable[str] | Iterable[bytes] | bytes, *,
+             joined: bool = False) -> None:
+    """Write ``lines`` (each followed by a newline) to ``fd``, fsync and close it;
+    ``joined``: ``lines`` is already the whole text (bytes)."""
+    if joined and isinstance(lines, bytes):
+        data = lines
     else:
-        data = "".join(f"{line}\n" for line in items).encode("utf-8", "surrogateescape")
+        items = list(lines)
+        if items and isinstance(items[0], bytes):
+            data = b"\n".join(items) + b"\n"  # type: ignore[arg-type]
+        else:
+            data = "".join(f"{line}\n" for line in items).encode("utf-8", "surrogateescape")
     try:
         view = memoryview(data)
         while view:

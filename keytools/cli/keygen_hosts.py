@@ -11,13 +11,17 @@ import errno
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from keytools.cli.output import PROGNAME, Exit, Fatal, error, out
-from keytools.cli.pykeygen import KeygenOptions
 from keytools.errors import FileError, SshError
 from keytools.known_hosts import HostLine, LineStatus, Marker
-from keytools.known_hosts_edit import reserve_temp
 from keytools.sshdir import user_at_host, user_ssh_dir
+
+if TYPE_CHECKING:
+    # annotations only: under ``python -m keytools.cli.pykeygen`` that module runs as
+    # __main__, and importing it here would run it a second time
+    from keytools.cli.pykeygen import KeygenOptions
 
 #: ssh-keygen -A and -r look here (OpenSSH 10: no DSA)
 HOST_KEY_FILES = (
@@ -120,8 +124,9 @@ def _default_known_hosts() -> str:
     return os.path.join(user_ssh_dir(), "known_hosts")
 
 
-def _rewrite_in_place(run: _KnownHostsRun, path: str) -> list[bytes]:
-    """-R or -H alone over the whole file (fast paths); the messages in line order."""
+def _rewrite_in_place(run: _KnownHostsRun, path: str) -> bytes:
+    """-R or -H alone over the whole file (fast paths): the new file's bytes; the
+    messages in line order."""
     from keytools.known_hosts_fast import delete_host_file, hash_file
 
     if run.hash:
@@ -140,11 +145,10 @@ def _rewrite_in_place(run: _KnownHostsRun, path: str) -> list[bytes]:
     for _, message in sorted(notes, key=lambda note: note[0]):
         error(message)
     run.invalid = bool(result.invalid)
-    return result.lines
+    return result.output()
 
 
 def do_known_hosts(opts: KeygenOptions) -> int:
-    from keytools.known_hosts_edit import install_with_backup, make_temp, write_fd
     from keytools.known_hosts_fast import scan_file
 
     path = opts.identity_file if opts.identity_file is not None else _default_known_hosts()
@@ -158,6 +162,8 @@ def do_known_hosts(opts: KeygenOptions) -> int:
     inplace = not find and (hash_hosts or delete)
     fd, tmp = -1, ""
     if inplace:
+        from keytools.known_hosts_edit import make_temp
+
         try:
             fd, tmp = make_temp(path)
             os.fchmod(fd, st.st_mode & 0o644)
@@ -172,7 +178,7 @@ def do_known_hosts(opts: KeygenOptions) -> int:
         out(text + "\n")
 
     run = _KnownHostsRun(opts, path, emit)
-    kept: list[bytes] = []
+    kept = b""
     try:
         if find:
             for line in scan_file(path, opts.hostname, want_match=True,
@@ -186,8 +192,10 @@ def do_known_hosts(opts: KeygenOptions) -> int:
             os.unlink(tmp)
         raise Fatal(f"do_known_hosts: hostkeys_foreach failed: {exc}") from None
     if inplace:
+        from keytools.known_hosts_edit import install_with_backup, write_fd
+
         try:
-            write_fd(fd, kept)
+            write_fd(fd, kept, joined=True)
         except SshError as exc:
             os.unlink(tmp)
             raise Fatal(str(exc)) from None
@@ -274,6 +282,7 @@ class _HostKeyFailed(Exception):
 def _make_host_key(opts: KeygenOptions, kind: str, prefix: str, path: str,
                    temps: list[str]) -> None:
     from keytools.keyfile import encode_private_file
+    from keytools.known_hosts_edit import reserve_temp
     from keytools.private import generate
 
     prv_file, pub_file = prefix + path, prefix + path + ".pub"

@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from keytools.cli.output import Fatal
-from keytools.cli.pykeygen import KeygenOptions
 from keytools.errors import FileError, SshError
 
 if TYPE_CHECKING:
+    # annotations only: under ``python -m keytools.cli.pykeygen`` that module runs as
+    # __main__, and importing it here would run it a second time
+    from keytools.cli.pykeygen import KeygenOptions
     from keytools.krl import Krl
     from keytools.public import PublicKey
 
@@ -221,14 +223,14 @@ def _check_one(krl: Krl, arg: str) -> tuple[str, bool]:
 
 
 def do_check_krl(opts: KeygenOptions) -> int:
-    from keytools.krl.listing import krl_listing
-
     path = opts.identity_file or ""
     if not path:
         raise Fatal("KRL checking requires an input file")
     krl = _load_krl(path)
     stdout = _Stdout()
     if "-l" in opts.action:
+        from keytools.krl.listing import krl_listing
+
         problems: list[str] = []
         stdout.write(krl_listing(krl, problems))
         for problem in problems:

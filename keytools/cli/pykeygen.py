@@ -6,7 +6,6 @@ Only argument parsing and dispatch live in this module; each operation is a func
 
 from __future__ import annotations
 
-import getopt
 import sys
 from dataclasses import dataclass, field
 
@@ -104,14 +103,42 @@ def _strtonum(text: str, low: int, high: int) -> tuple[int, str | None]:
     return value, None
 
 
-def parse_args(argv: list[str]) -> KeygenOptions:
-    from keytools.fingerprint import parse_hash_name
+class _GetoptError(Exception):
+    """getopt.GetoptError's message for a bad option."""
 
+
+def _getopt(args: list[str], shortopts: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """getopt.getopt(args, shortopts) with no long options, messages included (the
+    getopt module would import gettext at every start)."""
+    opts: list[tuple[str, str]] = []
+    while args and args[0].startswith("-") and args[0] != "-":
+        if args[0] == "--":
+            return opts, args[1:]
+        if args[0].startswith("--"):
+            raise _GetoptError(f"option --{args[0][2:].split('=', 1)[0]} not recognized")
+        letters, args = args[0][1:], args[1:]
+        while letters:
+            opt, letters = letters[0], letters[1:]
+            i = shortopts.find(opt) if opt != ":" else -1
+            if i < 0:
+                raise _GetoptError(f"option -{opt} not recognized")
+            value = ""
+            if shortopts.startswith(":", i + 1):
+                if not letters:
+                    if not args:
+                        raise _GetoptError(f"option -{opt} requires argument")
+                    letters, args = args[0], args[1:]
+                value, letters = letters, ""
+            opts.append(("-" + opt, value))
+    return opts, args
+
+
+def parse_args(argv: list[str]) -> KeygenOptions:
     opts = KeygenOptions()
     try:
-        pairs, rest = getopt.getopt(argv, OPTSTRING)
-    except getopt.GetoptError as exc:
-        error(f"{PROGNAME}: {exc.msg}")
+        pairs, rest = _getopt(argv, OPTSTRING)
+    except _GetoptError as exc:
+        error(f"{PROGNAME}: {exc}")
         usage()
     for flag, value in pairs:
         if flag == "-b":
@@ -123,6 +150,8 @@ def parse_args(argv: list[str]) -> KeygenOptions:
             if err:
                 raise Fatal(f"Invalid number: {value} ({err})")
         elif flag == "-E":
+            from keytools.fingerprint import parse_hash_name
+
             opts.fingerprint_hash = parse_hash_name(value)
         elif flag == "-m":
             fmt = value.upper()

@@ -28,9 +28,8 @@ from keytools.errors import (
     SignatureInvalid,
     SshError,
 )
-from keytools.krl.encoder import SERIAL_BITMAP, SERIAL_LIST, SERIAL_RANGE, encode_serials
 from keytools.krl.model import Krl
-from keytools.krl.serials import U64_MAX
+from keytools.krl.serials import SERIAL_BITMAP, SERIAL_LIST, SERIAL_RANGE, U64_MAX
 from keytools.wire import Reader, Writer
 
 if TYPE_CHECKING:
@@ -92,17 +91,11 @@ def _parse_certs(body: bytes, krl: Krl) -> None:
     ca_blob = r.string()
     r.string()  # reserved
     ca = _decode_key(ca_blob) if ca_blob else None
+    bitmaps: list[tuple[int, int]] = []  # added together at the end (thousands of them)
     while r.remaining:
         kind = r.byte()
         sub = r.sub()
-        if kind == SERIAL_LIST:
-            serials = _serial_list(sub.rest())
-            if serials:
-                krl.for_ca(ca).serials.add_singles(serials)
-        elif kind == SERIAL_RANGE:
-            lo, hi = sub.uint64(), sub.uint64()
-            krl.revoke_serial(ca, lo, hi)
-        elif kind == SERIAL_BITMAP:
+        if kind == SERIAL_BITMAP:  # the common one first
             offset = sub.uint64()
             bits = sub.mpint()
             if offset == 0 and bits & 1:
@@ -110,7 +103,16 @@ def _parse_certs(body: bytes, krl: Krl) -> None:
             if offset + bits.bit_length() - 1 > U64_MAX:
                 raise InvalidFormat()  # "bitmap wraps u64"
             if bits:
-                krl.for_ca(ca).serials.add_bitmap(offset, bits)
+                if not bitmaps:
+                    krl.for_ca(ca)  # the entry exists from its first revocation on
+                bitmaps.append((offset, bits))
+        elif kind == SERIAL_LIST:
+            serials = _serial_list(sub.rest())
+            if serials:
+                krl.for_ca(ca).serials.add_singles(serials)
+        elif kind == SERIAL_RANGE:
+            lo, hi = sub.uint64(), sub.uint64()
+            krl.revoke_serial(ca, lo, hi)
         elif kind == CERT_KEY_ID:
             while sub.remaining:
                 key_id = sub.string()
@@ -121,7 +123,10 @@ def _parse_certs(body: bytes, krl: Krl) -> None:
             _extension(sub)
         else:
             raise InvalidFormat()  # "Unsupported KRL certificate section"
-        _done(sub)
+        if sub.remaining:
+            raise InvalidFormat()  # "section contains unparsed data"
+    if bitmaps:
+        krl.for_ca(ca).serials.add_bitmaps(bitmaps)
 
 
 def _parse_blobs(body: bytes, target: set[bytes], size: int) -> None:
@@ -223,6 +228,8 @@ def encode_krl(krl: Krl, sign_with: Iterable[PrivateKey] = (),
                progress: Callable[[int], None] | None = None) -> bytes:
     """The KRL file for ``krl``; ``progress`` hears how many serials each subsection
     took. Sets ``krl.generated`` to now if it is 0, as ssh_krl_to_blob() does."""
+    from keytools.krl.encoder import encode_serials  # not needed to read a KRL
+
     if krl.generated == 0:
         krl.generated = int(time.time())
     w = Writer().raw(KRL_MAGIC).uint32(KRL_FORMAT_VERSION)

@@ -34,11 +34,10 @@ from collections.abc import Callable
 from itertools import repeat
 from operator import sub
 
-from keytools.wire import Writer, mpint_bytes
+from keytools.krl.serials import SERIAL_BITMAP, SERIAL_LIST, SERIAL_RANGE
+from keytools.wire import Writer
 
-SERIAL_LIST = 0x20
-SERIAL_RANGE = 0x21
-SERIAL_BITMAP = 0x22
+__all__ = ["SERIAL_BITMAP", "SERIAL_LIST", "SERIAL_RANGE", "choose_next_state", "encode_serials"]
 
 #: The widest bitmap an OpenSSH reader accepts (SSHBUF_MAX_BIGNUM bytes of bits).
 MAX_BITMAP_BITS = 16384
@@ -124,66 +123,16 @@ def _u64_array(values: list[int]) -> bytes:
     return packed.tobytes()
 
 
-class _Walk:
-    """State of krl.c's revoked_certs_generate() loop over the runs of one CA."""
+class _Bitmaps:
+    """The integer of bits for a bitmap subsection over vals[a]..vals[b]."""
 
-    def __init__(self, vals: list[int], links: list[int], out: Writer,
-                 progress: Callable[[int], None] | None) -> None:
+    def __init__(self, vals: list[int], links: list[int]) -> None:
         self.vals = vals
         self.links = links
-        self.out = out
-        self.progress = progress
-        self.state = 0
-        self.first = 0  # index in vals of the open subsection's first serial
-        self.last_index = -1  # ... and of its last
-        self.bitmap_start = 0
-        self.last = 0  # hi of the previous run
         self.bits: bytearray | bytes | None = None  # _bit_string() of all serials, if small
 
-    def run(self, a: int, b: int, final: bool) -> None:
-        """Feed the run vals[a]..vals[b] through the cost model."""
-        vals = self.vals
-        lo, hi = vals[a], vals[b]
-        state = self.state
-        gap = 0 if final else vals[b + 1] - hi
-        contig = hi - lo + 1
-        last_gap = 0 if state == 0 else lo - self.last
-        new_state, restart = _choose(state, contig if contig < _FLAT else _FLAT, final,
-                                     last_gap if last_gap < _FLAT else _FLAT,
-                                     gap if gap < 72 else 72)
-        if new_state == SERIAL_BITMAP and not restart and state == SERIAL_BITMAP and \
-                hi - self.bitmap_start >= MAX_BITMAP_BITS:
-            new_state, restart = _choose_without_bitmap(contig, final, gap)
-        if state and (restart or new_state != state or state == SERIAL_RANGE):
-            self.flush()
-            self.first = a
-        if new_state != state or restart:
-            self.state = new_state
-            self.first = a
-            if new_state == SERIAL_BITMAP:
-                self.bitmap_start = lo
-        self.last_index = b
-        self.last = hi
-
-    def absorb(self, b: int) -> None:
-        """Grow the open bitmap over every run up to vals[b] (the model keeps them in)."""
-        self.last_index = b
-        self.last = self.vals[b]
-
-    def flush(self) -> None:
-        a, b, vals = self.first, self.last_index, self.vals
-        if self.state == SERIAL_LIST:
-            body = _u64_array(vals[a:b + 1])
-        elif self.state == SERIAL_RANGE:
-            body = vals[a].to_bytes(8, "big") + vals[b].to_bytes(8, "big")
-        else:
-            body = self.bitmap_start.to_bytes(8, "big") + mpint_bytes(self._bitmap(a, b))
-        self.out.byte(self.state).string(body)
-        if self.progress is not None:
-            self.progress(b - a + 1)
-
-    def _bitmap(self, a: int, b: int) -> int:
-        start = self.bitmap_start
+    def value(self, start: int, a: int, b: int) -> int:
+        """Bit i set if serial ``start + i`` is revoked (``start`` is vals[a])."""
         vals = self.vals
         if self.bits is None:
             span = vals[-1] - vals[0] + 1
@@ -215,61 +164,106 @@ def _bit_string(vals: list[int], links: list[int], a: int, b: int) -> bytearray:
 
 def encode_serials(vals: list[int], links: list[int], gaps: bytes, out: Writer,
                    progress: Callable[[int], None] | None = None) -> None:
-    """Append the serial subsections for ``SerialSet.normalized()`` data to ``out``."""
+    """Append the serial subsections for ``SerialSet.normalized()`` data to ``out``.
+
+    This is krl.c's revoked_certs_generate() loop over the runs of one CA, in one
+    function with its state in local variables (it runs once per run the cost model
+    must see: thousands of times for 100,000 serials).
+    """
     n = len(vals)
     if n == 0:
         return
-    walk = _Walk(vals, links, out, progress)
     last = n - 1
+    bitmaps = _Bitmaps(vals, links)
+    choose, run_match = _choose, _RUN.match
+    state = 0
+    first = 0  # index in vals of the open subsection's first serial
+    last_index = -1  # ... and of its last
+    bitmap_start = 0
+    prev_hi = 0  # hi of the previous run
+
+    def emit() -> None:
+        """Write the open subsection: its type, then its body as a string, whose length
+        is known up front (so nothing is built twice)."""
+        if state == SERIAL_BITMAP:
+            bits = bitmaps.value(bitmap_start, first, last_index)  # bit 0 set: never 0
+            # offset, then the bits as an mpint (a leading zero byte if the top bit is set)
+            out.byte(state).uint32(8 + 4 + bits.bit_length() // 8 + 1)
+            out.uint64(bitmap_start).mpint(bits)
+        elif state == SERIAL_LIST:
+            out.byte(state).string(_u64_array(vals[first:last_index + 1]))
+        else:
+            out.byte(state).uint32(16).uint64(vals[first]).uint64(vals[last_index])
+        if progress is not None:
+            progress(last_index - first + 1)
+
+    def feed(a: int, b: int, final: bool) -> None:
+        """Feed the run vals[a]..vals[b] through the cost model."""
+        nonlocal state, first, last_index, bitmap_start, prev_hi
+        lo, hi = vals[a], vals[b]
+        gap = 0 if final else vals[b + 1] - hi
+        contig = hi - lo + 1
+        last_gap = 0 if state == 0 else lo - prev_hi
+        new_state, restart = choose(state, contig if contig < _FLAT else _FLAT, final,
+                                    last_gap if last_gap < _FLAT else _FLAT,
+                                    gap if gap < 72 else 72)
+        if new_state == SERIAL_BITMAP and not restart and state == SERIAL_BITMAP and \
+                hi - bitmap_start >= MAX_BITMAP_BITS:
+            new_state, restart = _choose_without_bitmap(contig, final, gap)
+        if state and (restart or new_state != state or state == SERIAL_RANGE):
+            emit()
+            first = a
+        if new_state != state or restart:
+            state = new_state
+            first = a
+            if new_state == SERIAL_BITMAP:
+                bitmap_start = lo
+        last_index = b
+        prev_hi = hi
+
     pos = 0
     while True:
         m = _ITEM.match(gaps, pos)
         if m is None:  # pragma: no cover - the pattern matches at every run start
             raise AssertionError("KRL serial walk lost its place")
-        if m.start(1) >= 0:
-            _singles(walk, pos, m.end(1) - 1)
-            pos = m.end(1)
+        end = m.end(1)
+        if end >= 0:
+            # single serials vals[pos..end-1], each followed by a gap of at least 56:
+            # once a list subsection is open, each costs 8 bytes there, less than
+            # anything else
+            feed(pos, pos, False)
+            for k in range(pos + 1, end):
+                if state == SERIAL_LIST:
+                    last_index, prev_hi = end - 1, vals[end - 1]
+                    break
+                feed(k, k, False)
+            pos = end
             continue
-        if m.start(2) >= 0:  # one long run
-            end = m.end(2)
-            walk.run(pos, end, end == last)
+        end = m.end(2)
+        stretch_end = m.start(3)
+        if end >= 0:  # one long run
+            feed(pos, end, end == last)
         else:
-            stop = m.start(3) if m.start(3) >= 0 else last
-            _stretch(walk, gaps, pos, stop, last)
-        if m.start(3) < 0:
+            # runs vals[pos..stop], each at most 64 long, with gaps of at most 71
+            stop = stretch_end if stretch_end >= 0 else last
+            start = pos
+            while start <= stop:
+                if state == SERIAL_BITMAP and start > pos:
+                    limit = bitmap_start + MAX_BITMAP_BITS - 1
+                    if vals[stop] <= limit:
+                        last_index, prev_hi = stop, vals[stop]
+                        break
+                    # absorb up to the run that would make the bitmap too wide for OpenSSH
+                    j = bisect_right(vals, limit, start, stop + 1)
+                    while j > start and gaps[j - 1] == 1:
+                        j -= 1
+                    if j > start:
+                        last_index, prev_hi = j - 1, vals[j - 1]
+                        start = j
+                run_end = run_match(gaps, start).end()  # type: ignore[union-attr]
+                feed(start, run_end, run_end == last)
+                start = run_end + 1
+        if stretch_end < 0:
             break
         pos = m.end()
-    walk.flush()
-
-
-def _singles(walk: _Walk, first: int, stop: int) -> None:
-    """Single serials vals[first..stop], each followed by a gap of at least 56: once a
-    list subsection is open, each costs 8 bytes there, less than anything else."""
-    walk.run(first, first, False)
-    for k in range(first + 1, stop + 1):
-        if walk.state == SERIAL_LIST:
-            walk.absorb(stop)
-            return
-        walk.run(k, k, False)
-
-
-def _stretch(walk: _Walk, gaps: bytes, first: int, stop: int, last: int) -> None:
-    """Runs vals[first..stop]: each at most 64 long, with gaps of at most 71 between."""
-    vals = walk.vals
-    start = first
-    while start <= stop:
-        if walk.state == SERIAL_BITMAP and start > first:
-            limit = walk.bitmap_start + MAX_BITMAP_BITS - 1
-            if vals[stop] <= limit:
-                walk.absorb(stop)
-                return
-            # absorb up to the run that would make the bitmap too wide for OpenSSH
-            j = bisect_right(vals, limit, start, stop + 1)
-            while j > start and gaps[j - 1] == 1:
-                j -= 1
-            if j > start:
-                walk.absorb(j - 1)
-                start = j
-        end = _RUN.match(gaps, start).end()  # type: ignore[union-attr]
-        walk.run(start, end, end == last)
-        start = end + 1
+    emit()

@@ -12,7 +12,6 @@ Queries cost one hash per digest section, set lookups and a bisect per serial se
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from keytools.errors import InvalidArgument, InvalidFormat, KeyRevoked
@@ -24,13 +23,23 @@ if TYPE_CHECKING:
     from keytools.public import PublicKey
 
 
-@dataclass(eq=False)
 class RevokedCerts:
-    """The certificates revoked for one CA (``ca is None``: certificates of any CA)."""
+    """The certificates revoked for one CA (``ca is None``: certificates of any CA).
 
-    ca: PublicKey | None
-    serials: SerialSet = field(default_factory=SerialSet)
-    key_ids: set[bytes] = field(default_factory=set)
+    A plain mutable class (a builder, compared by identity like the C structure): no
+    dataclass machinery on the start-up path of ``pykeygen -k`` and ``-Q``.
+    """
+
+    __slots__ = ("ca", "key_ids", "serials")
+
+    def __init__(self, ca: PublicKey | None, serials: SerialSet | None = None,
+                 key_ids: set[bytes] | None = None) -> None:
+        self.ca = ca
+        self.serials = SerialSet() if serials is None else serials
+        self.key_ids: set[bytes] = set() if key_ids is None else key_ids
+
+    def __repr__(self) -> str:
+        return f"RevokedCerts(ca={self.ca!r}, serials={self.serials!r}, key_ids={self.key_ids!r})"
 
     @property
     def ca_blob(self) -> bytes:

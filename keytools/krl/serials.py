@@ -13,9 +13,13 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable
 from itertools import compress, islice, repeat
-from operator import ge, sub
+from operator import sub
 
 U64_MAX = (1 << 64) - 1
+#: the serial subsection types of a KRL certificates section (PROTOCOL.krl)
+SERIAL_LIST = 0x20
+SERIAL_RANGE = 0x21
+SERIAL_BITMAP = 0x22
 #: Ranges at most this wide are stored as their single serials (cheap, and the encoder
 #: may put them in list or bitmap sections); wider ones stay ranges.
 EXPAND_LIMIT = 48
@@ -84,7 +88,7 @@ class _Lookup:
 class SerialSet:
     """Revoked serials of one CA. Callers check ``0 < lo <= hi <= U64_MAX`` first."""
 
-    __slots__ = ("_bitmaps", "_lookup", "_normal", "_ranges", "_singles")
+    __slots__ = ("_bitmaps", "_diffs", "_lookup", "_normal", "_ranges", "_singles")
 
     def __init__(self) -> None:
         self._singles: list[int] = []
@@ -92,10 +96,13 @@ class SerialSet:
         self._bitmaps: list[tuple[int, int]] = []
         self._lookup: _Lookup | None = None
         self._normal: tuple[list[int], list[int]] | None = None
+        #: differences of neighbouring normalized() values, when _normalize had them
+        self._diffs: list[int] | None = None
 
     def _changed(self) -> None:
         self._lookup = None
         self._normal = None
+        self._diffs = None
 
     def add(self, lo: int, hi: int | None = None) -> None:
         if hi is None or hi == lo:
@@ -115,6 +122,11 @@ class SerialSet:
         if bits:
             self._bitmaps.append((offset, bits))
             self._changed()
+
+    def add_bitmaps(self, bitmaps: Iterable[tuple[int, int]]) -> None:
+        """add_bitmap() for many ``(offset, bits)`` pairs at once."""
+        self._bitmaps.extend(pair for pair in bitmaps if pair[1])
+        self._changed()
 
     def __bool__(self) -> bool:
         return bool(self._singles or self._ranges or self._bitmaps)
@@ -140,8 +152,12 @@ class SerialSet:
             vals = sorted(singles)
         else:
             vals = sorted(self._singles)  # nearly free when already in order
-            if any(map(ge, vals, islice(vals, 1, None))):
+            # the differences tell whether there are duplicates, and gaps() wants them
+            diffs = list(map(sub, islice(vals, 1, None), vals))
+            if diffs and min(diffs) <= 0:
                 vals = sorted(set(vals))
+            elif not self._ranges:
+                self._diffs = diffs
         if not self._ranges:
             return vals, []
         los, his = _merge(self._ranges)
@@ -178,7 +194,8 @@ class SerialSet:
         """One byte per neighbouring pair of ``normalized()`` values: 0 inside a wide range,
         else their difference capped at 255 (the encoder's view of the set)."""
         vals, links = self.normalized()
-        gaps = bytearray(map(_CAPPED.get, map(sub, vals[1:], vals), repeat(255)))
+        diffs = self._diffs if self._diffs is not None else map(sub, vals[1:], vals)
+        gaps = bytearray(map(_CAPPED.get, diffs, repeat(255)))
         for k in links:
             gaps[k] = 0
         return bytes(gaps)

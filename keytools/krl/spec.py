@@ -240,21 +240,58 @@ class SpecReader:
 _SIMPLE_SERIAL = re.compile(rb"(?i:serial:)[ \t]*([1-9][0-9]{0,18})")
 
 
+class _JsonContext:
+    """What the json module's C scanner reads from its decoder: plain numbers only."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = None
+    memo = None
+
+
+_TO_COMMAS = bytes.maketrans(b"\n", b",")
+
+
+def _parse_numbers(text: str) -> list[int] | None:
+    """``[n,n,...]`` as a list of ints, by the json module's C scanner (imported alone:
+    the json package costs more to import than it saves here), or None if malformed."""
+    try:
+        from _json import make_scanner
+    except ImportError:  # pragma: no cover - a Python without the C accelerator
+        import json
+
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+    else:
+        try:
+            value, end = make_scanner(_JsonContext())(text, 0)  # type: ignore[arg-type]
+        except (StopIteration, ValueError, SystemError):
+            # SystemError: the scanner reports syntax errors with json.decoder's
+            # exception class, which is not imported here
+            return None
+        if end != len(text):
+            return None
+    return value if isinstance(value, list) else None
+
+
 def _bulk_serials(data: bytes) -> list[int] | None:
     """All serials of a file made only of ``serial: N\\n`` lines (N decimal, no leading
-    zero, below 2**64), else None. Checked and converted with whole-buffer operations."""
+    zero, 1 .. 2**64-1), else None. Checked and converted with whole-buffer operations:
+    every line starts with "serial: ", and the bytes that are not digits or newlines
+    are exactly that text once per line, so the rest of each line is digits."""
     count = data.count(b"\n")
-    if not data.startswith(b"serial: ") or not data.endswith(b"\n") or \
-            data.count(b"serial: ") != count or data.count(b"\nserial: ") != count - 1:
+    if not count or not data.startswith(b"serial: ") or not data.endswith(b"\n") or \
+            data.translate(None, b"0123456789\n") != b"serial: " * count or \
+            data.count(b"\nserial: ") != count - 1:
         return None
-    # every line starts with "serial: " and the text occurs nowhere else: drop it
-    numbers = data.replace(b"serial: ", b"")
-    if numbers.translate(None, b"0123456789\n") or numbers.startswith((b"0", b"\n")) or \
-            b"\n\n" in numbers or b"\n0" in numbers:
-        return None
-    import json  # its C scanner converts 100,000 decimal numbers fastest
-
-    serials: list[int] = json.loads(b"[" + numbers[:-1].replace(b"\n", b",") + b"]")
-    if max(serials) > U64_MAX:
+    # "1,22,333," with the words dropped; JSON refuses empty and zero-led numbers
+    numbers = data.translate(_TO_COMMAS, b"serial: ")
+    serials = _parse_numbers("[" + numbers[:-1].decode("ascii") + "]")
+    if not serials or min(serials) < 1 or max(serials) > U64_MAX:
         return None
     return serials

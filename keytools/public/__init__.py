@@ -1,18 +1,27 @@
-"""Public keys: the types, their wire blobs and the one-line OpenSSH text form."""
+"""Public keys: the types, their wire blobs and the one-line OpenSSH text form.
+
+The key classes are imported on first use (PEP 562): ``from keytools.public import
+RsaPublic`` works as ever, but reading an Ed25519 key imports only the Ed25519 module
+(base.py's registry imports a type's module when a blob of that type is decoded).
+"""
 
 from __future__ import annotations
 
 import binascii
 import re
+import sys
+from typing import TYPE_CHECKING
 
 from keytools.errors import InvalidFormat, KeyTypeMismatch, KeyTypeUnknown
 from keytools.public.base import PublicKey, decode_body, known_types
-from keytools.public.dsa import DsaPublic
-from keytools.public.ecdsa import EcdsaPublic
-from keytools.public.ed25519 import Ed25519Public
-from keytools.public.rsa import RsaPublic
-from keytools.public.sk import SkEcdsaPublic, SkEd25519Public
 from keytools.wire import Reader
+
+if TYPE_CHECKING:
+    from keytools.public.dsa import DsaPublic
+    from keytools.public.ecdsa import EcdsaPublic
+    from keytools.public.ed25519 import Ed25519Public
+    from keytools.public.rsa import RsaPublic
+    from keytools.public.sk import SkEcdsaPublic, SkEd25519Public
 
 __all__ = [
     "DsaPublic",
@@ -30,10 +39,25 @@ __all__ = [
 ]
 
 _WS = " \t"
+#: the key classes and their modules, imported when first asked for
+_CLASSES = {
+    "DsaPublic": "keytools.public.dsa",
+    "EcdsaPublic": "keytools.public.ecdsa",
+    "Ed25519Public": "keytools.public.ed25519",
+    "RsaPublic": "keytools.public.rsa",
+    "SkEcdsaPublic": "keytools.public.sk",
+    "SkEd25519Public": "keytools.public.sk",
+}
 
-def _register_certificates() -> None:
-    # Certificates register their decoders on import; import here so every blob decodes.
-    import keytools.certificate  # noqa: F401
+
+def __getattr__(name: str) -> object:
+    module = _CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    __import__(module)
+    value = getattr(sys.modules[module], name)
+    globals()[name] = value
+    return value
 
 
 def decode_public_reader(r: Reader) -> PublicKey:
@@ -56,7 +80,7 @@ def type_label(key: PublicKey) -> str:
     return key.type_label
 
 
-_TOKENS = re.compile(r"[ \t]*([^ \t]*)[ \t]+([^ \t]*)")
+_TOKENS: re.Pattern[str] | None = None
 
 
 def read_key_token(text: str) -> tuple[PublicKey, str]:
@@ -64,6 +88,9 @@ def read_key_token(text: str) -> tuple[PublicKey, str]:
 
     Returns the key and the text after the base64 field (not yet stripped).
     """
+    global _TOKENS
+    if _TOKENS is None:  # compiled on first use: importing this package stays cheap
+        _TOKENS = re.compile(r"[ \t]*([^ \t]*)[ \t]+([^ \t]*)")
     m = _TOKENS.match(text)
     if m is None:
         raise InvalidFormat()
@@ -86,5 +113,3 @@ def parse_public_line(line: str) -> tuple[PublicKey, str]:
     key, rest = read_key_token(line.rstrip("\r\n"))
     return key, rest.strip(_WS)
 
-
-_register_certificates()

@@ -1,9 +1,14 @@
-"""The public key base class and the registry that maps wire names to key classes."""
+"""The public key base class and the registry that maps wire names to key classes.
+
+The registry is lazy: it knows which module decodes each wire name and imports that
+module (which then registers its decoder) the first time such a key is seen, so a
+program that reads Ed25519 keys never imports the RSA, DSA, ECDSA or certificate code.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from keytools.errors import KeyTypeUnknown
@@ -83,23 +88,58 @@ class PublicKey(abc.ABC):
 BodyDecoder = Callable[[str, Reader], PublicKey]
 _DECODERS: dict[str, BodyDecoder] = {}
 
+_CERT = "keytools.certificate"
+#: every wire name and the module whose import registers its decoder
+_MODULES: dict[str, str] = {
+    "ssh-ed25519": "keytools.public.ed25519",
+    "ssh-rsa": "keytools.public.rsa",
+    "ssh-dss": "keytools.public.dsa",
+    "ecdsa-sha2-nistp256": "keytools.public.ecdsa",
+    "ecdsa-sha2-nistp384": "keytools.public.ecdsa",
+    "ecdsa-sha2-nistp521": "keytools.public.ecdsa",
+    "sk-ssh-ed25519@openssh.com": "keytools.public.sk",
+    "sk-ecdsa-sha2-nistp256@openssh.com": "keytools.public.sk",
+    "ssh-ed25519-cert-v01@openssh.com": _CERT,
+    "ssh-rsa-cert-v01@openssh.com": _CERT,
+    "ssh-dss-cert-v01@openssh.com": _CERT,
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com": _CERT,
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com": _CERT,
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com": _CERT,
+    "sk-ssh-ed25519-cert-v01@openssh.com": _CERT,
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com": _CERT,
+}
+
 
 def register(names: tuple[str, ...], decoder: BodyDecoder) -> None:
     for name in names:
         _DECODERS[name] = decoder
+        _MODULES.setdefault(name, decoder.__module__)
+
+
+def decoder_for(key_type: str) -> BodyDecoder | None:
+    """The decoder of ``key_type``, importing its module on first use; None if unknown."""
+    decoder = _DECODERS.get(key_type)
+    if decoder is None:
+        module = _MODULES.get(key_type)
+        if module is None:
+            return None
+        __import__(module)
+        decoder = _DECODERS.get(key_type)
+    return decoder
 
 
 def decode_body(key_type: str, r: Reader) -> PublicKey:
     """Decode the fields of ``key_type`` that follow its name in a key blob."""
-    decoder = _DECODERS.get(key_type)
+    decoder = _DECODERS.get(key_type) or decoder_for(key_type)
     if decoder is None:
         raise KeyTypeUnknown()
     return decoder(key_type, r)
 
 
-def known_types() -> dict[str, BodyDecoder]:
-    """The registered wire names (a live view: membership tests are cheap)."""
-    return _DECODERS
+def known_types() -> Mapping[str, str]:
+    """Every wire name a key blob may start with (membership tests are cheap); the values
+    name the modules that decode them, imported only when such a key is decoded."""
+    return _MODULES
 
 
 def split_signature(signature: bytes) -> tuple[str, Reader]:
