@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 
 from keytools.errors import ConnectionClosed, ProtocolError, SshError
 from keytools.wire import Reader, Writer
@@ -27,6 +28,11 @@ EXTENDED_STDERR = 1
 OPEN_ADMINISTRATIVELY_PROHIBITED = 1
 _U32 = 0xFFFFFFFF
 CHANNEL_MESSAGES = range(messages.GLOBAL_REQUEST, messages.CHANNEL_FAILURE + 1)
+
+#: answer to a GLOBAL_REQUEST: the REQUEST_SUCCESS data, or None for REQUEST_FAILURE
+GlobalReply = bytes | None
+GlobalHandler = Callable[[Reader], "GlobalReply | Awaitable[GlobalReply]"]
+OpenHandler = Callable[[Reader], "Channel | Awaitable[Channel | None] | None"]
 
 
 class _Stream:
@@ -188,6 +194,9 @@ class Channel:
                 raise ProtocolError(f"channel {self.local_id}: unexpected reply")
             self._replies.popleft().set_result(msg == messages.CHANNEL_SUCCESS)
 
+    def opened(self) -> None:
+        """Called once a channel the peer opened is confirmed; subclasses start work here."""
+
     def fail(self, exc: SshError) -> None:
         self.error = exc
         for fut in self._replies:
@@ -234,17 +243,33 @@ class ConnectionLayer:
         self._next_id = 0
         self._global_replies: collections.deque[asyncio.Future[bytes | None]] = \
             collections.deque()
-        #: channel type -> handler deciding about a CHANNEL_OPEN from the peer
-        self.open_handlers: dict[str, Callable[[Reader], Channel | None]] = {}
+        #: channel type -> handler deciding about a CHANNEL_OPEN from the peer: a Channel
+        #: (made with ``allocate()``) to confirm, None to refuse ("administratively
+        #: prohibited"), or a coroutine deciding later (e.g. after a TCP connect); raising
+        #: ChannelOpenFailed refuses with that reason and text.
+        self.open_handlers: dict[str, OpenHandler] = {}
+        self._pending_opens: set[asyncio.Future[Channel | None]] = set()
+        #: requests (name, data) sent without want_reply on every "session" channel we
+        #: open, first thing (auth-agent-req@openssh.com for agent forwarding)
+        self.session_requests: list[tuple[str, bytes]] = []
+        #: request name -> handler answering a GLOBAL_REQUEST from the peer: bytes (possibly
+        #: empty) for SUCCESS with that data, None for FAILURE; may be a coroutine. Replies
+        #: go out in request order, as RFC 4254 section 4 requires.
+        self.global_handlers: dict[str, GlobalHandler] = {}
+        self._global_answers: collections.deque[tuple[bool, asyncio.Future[GlobalReply]]] = \
+            collections.deque()
         transport.set_handler(CHANNEL_MESSAGES, self._on_message)
         transport.on_close(self._on_close)
 
-    def _allocate(self) -> int:
+    def allocate(self) -> int:
+        """A free local channel number, for a Channel an open handler is about to return."""
         while self._next_id in self._channels:
             self._next_id = (self._next_id + 1) & _U32
         local_id = self._next_id
         self._next_id = (self._next_id + 1) & _U32
         return local_id
+
+    _allocate = allocate
 
     def release(self, channel: Channel) -> None:
         self._channels.pop(channel.local_id, None)
@@ -262,10 +287,13 @@ class ConnectionLayer:
             await fut
         finally:
             self._opening.pop(channel.local_id, None)
+        if channel.kind == "session":
+            for name, data in self.session_requests:
+                await channel.request(name, data, want_reply=False)
         return channel
 
     async def open_session(self) -> SessionChannel:
-        channel = SessionChannel(self, self._allocate())
+        channel = SessionChannel(self, self.allocate())
         await self.open_channel(channel)
         return channel
 
@@ -286,9 +314,7 @@ class ConnectionLayer:
         r = Reader(payload)
         msg = r.byte()
         if msg == messages.GLOBAL_REQUEST:
-            r.ascii()
-            if r.boolean():
-                self.transport.send(bytes((messages.REQUEST_FAILURE,)))
+            self._on_global_request(r)
             return
         if msg in (messages.REQUEST_SUCCESS, messages.REQUEST_FAILURE):
             if not self._global_replies:
@@ -311,6 +337,47 @@ class ConnectionLayer:
         else:
             channel._dispatch(msg, r)
 
+    def _on_global_request(self, r: Reader) -> None:
+        name = r.ascii()
+        want_reply = r.boolean()
+        handler = self.global_handlers.get(name)
+        fut: asyncio.Future[GlobalReply] = asyncio.get_running_loop().create_future()
+        if handler is None:
+            fut.set_result(None)
+        else:
+            try:
+                result = handler(r)
+            except SshError:
+                result = None
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                task.add_done_callback(lambda t: self._global_done(t, fut))
+            else:
+                fut.set_result(result)
+        self._global_answers.append((want_reply, fut))
+        fut.add_done_callback(lambda _f: self._send_global_answers())
+
+    @staticmethod
+    def _global_done(task: asyncio.Future[GlobalReply], fut: asyncio.Future[GlobalReply]) -> None:
+        if fut.done():
+            return
+        if task.cancelled() or task.exception() is not None:
+            fut.set_result(None)
+        else:
+            fut.set_result(task.result())
+
+    def _send_global_answers(self) -> None:
+        """Send finished replies from the front of the queue, keeping request order."""
+        while self._global_answers and self._global_answers[0][1].done():
+            want_reply, fut = self._global_answers.popleft()
+            if not want_reply or self.transport.error is not None:
+                continue
+            data = fut.result()
+            if data is None:
+                self.transport.send(bytes((messages.REQUEST_FAILURE,)))
+            else:
+                self.transport.send(bytes((messages.REQUEST_SUCCESS,)) + data)
+
     def _on_confirmation(self, channel: Channel, r: Reader) -> None:
         fut = self._opening.get(channel.local_id)
         if fut is None or fut.done():
@@ -318,6 +385,8 @@ class ConnectionLayer:
         channel.remote_id = r.uint32()
         channel.send_window = r.uint32()
         channel.remote_max_packet = r.uint32()
+        # Open from now on: data may follow in the same read, before the opener resumes.
+        self._opening.pop(channel.local_id, None)
         fut.set_result(None)
 
     def _on_open_failure(self, channel: Channel, r: Reader) -> None:
@@ -333,12 +402,41 @@ class ConnectionLayer:
         kind = r.ascii()
         sender, window, max_packet = r.uint32(), r.uint32(), r.uint32()
         handler = self.open_handlers.get(kind)
-        channel = handler(r) if handler is not None else None
+        try:
+            result = handler(r) if handler is not None else None
+        except ChannelOpenFailed as exc:
+            self._open_refused(sender, exc.reason, exc.description)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._pending_opens.add(task)
+            task.add_done_callback(
+                lambda t: self._open_decided(t, sender, window, max_packet))
+            return
+        self._open_answer(result, sender, window, max_packet)
+
+    def _open_decided(self, task: asyncio.Future[Channel | None], sender: int, window: int,
+                      max_packet: int) -> None:
+        self._pending_opens.discard(task)
+        if task.cancelled() or self.transport.error is not None:
+            return
+        exc = task.exception()
+        if isinstance(exc, ChannelOpenFailed):
+            self._open_refused(sender, exc.reason, exc.description)
+        elif exc is not None:
+            self._open_refused(sender, OPEN_ADMINISTRATIVELY_PROHIBITED, "open failed")
+        else:
+            self._open_answer(task.result(), sender, window, max_packet)
+
+    def _open_refused(self, sender: int, reason: int, text: str) -> None:
+        self.transport.send(
+            Writer().byte(messages.CHANNEL_OPEN_FAILURE).uint32(sender)
+            .uint32(reason).string(text).string("").getvalue())
+
+    def _open_answer(self, channel: Channel | None, sender: int, window: int,
+                     max_packet: int) -> None:
         if channel is None:
-            self.transport.send(
-                Writer().byte(messages.CHANNEL_OPEN_FAILURE).uint32(sender)
-                .uint32(OPEN_ADMINISTRATIVELY_PROHIBITED).string("open failed").string("")
-                .getvalue())
+            self._open_refused(sender, OPEN_ADMINISTRATIVELY_PROHIBITED, "open failed")
             return
         channel.remote_id, channel.send_window, channel.remote_max_packet = \
             sender, window, max_packet
@@ -347,6 +445,7 @@ class ConnectionLayer:
             Writer().byte(messages.CHANNEL_OPEN_CONFIRMATION).uint32(sender)
             .uint32(channel.local_id).uint32(channel.window_size).uint32(channel.max_packet)
             .getvalue())
+        channel.opened()
 
     def _on_close(self, exc: SshError) -> None:
         for fut in self._opening.values():
@@ -357,5 +456,11 @@ class ConnectionLayer:
             if not gfut.done():
                 gfut.set_exception(exc)
                 gfut.exception()
+        for task in list(self._pending_opens):
+            task.cancel()
+        for _want, afut in self._global_answers:
+            if not afut.done():
+                afut.cancel()
+        self._global_answers.clear()
         for channel in list(self._channels.values()):
             channel.fail(exc)

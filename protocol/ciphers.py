@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from keytools.errors import InvalidArgument, MacInvalid
+from keytools.wire import Reader, Writer
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers import CipherContext
@@ -93,6 +94,21 @@ def default_rekey_bytes(block_size: int) -> int:
     return 1 << 30
 
 
+@dataclass(frozen=True)
+class ProtectionState:
+    """One direction's keys and cipher position, for handing a connection to another
+    process (privsep: the network child to the user's process). ``iv`` is the IV the
+    next packet starts from for AES-GCM (fixed field || invocation counter) and the
+    original IV for AES-CTR, whose position is ``offset`` keystream bytes past it."""
+
+    cipher: str
+    mac: str = ""
+    key: bytes = b""
+    iv: bytes = b""
+    mac_key: bytes = b""
+    offset: int = 0
+
+
 def _hash(name: str) -> HashAlgorithm:
     from cryptography.hazmat.primitives import hashes
 
@@ -122,16 +138,20 @@ class Protection(abc.ABC):
         """Wire bytes for ``packet`` (uint32 length first), MAC or tag appended."""
 
     @abc.abstractmethod
-    def packet_length(self, seq: int, head: bytes) -> int:
+    def packet_length(self, seq: int, head: bytes | memoryview) -> int:
         """The packet length from the first ``head_len`` wire bytes (called once per packet)."""
 
     @abc.abstractmethod
-    def open(self, seq: int, wire: bytes) -> bytes:
+    def open(self, seq: int, wire: bytes | memoryview) -> bytes:
         """Check and decrypt one whole packet; returns padding length || payload || padding.
 
         Raises MacInvalid when the MAC or tag is wrong (checked before decrypting where
         the mode allows).
         """
+
+    @abc.abstractmethod
+    def export(self) -> ProtectionState:
+        """Keys and position, taken between packets (``restore_protection`` undoes it)."""
 
 
 class Plaintext(Protection):
@@ -140,11 +160,14 @@ class Plaintext(Protection):
     def seal(self, seq: int, packet: bytes) -> bytes:
         return packet
 
-    def packet_length(self, seq: int, head: bytes) -> int:
+    def packet_length(self, seq: int, head: bytes | memoryview) -> int:
         return int.from_bytes(head[:4], "big")
 
-    def open(self, seq: int, wire: bytes) -> bytes:
-        return wire[4:]
+    def open(self, seq: int, wire: bytes | memoryview) -> bytes:
+        return bytes(wire[4:])
+
+    def export(self) -> ProtectionState:
+        return ProtectionState("none")
 
 
 def chacha_nonce(counter: int, seq: int) -> bytes:
@@ -155,7 +178,9 @@ def chacha_nonce(counter: int, seq: int) -> bytes:
 
 class ChaChaPoly(Protection):
     """chacha20-poly1305@openssh.com: K_2 (first 32 bytes) for the payload and the Poly1305
-    key, K_1 (last 32) for the length, both with the sequence number as nonce."""
+    key, K_1 (last 32) for the length, both with the sequence number as nonce.
+
+    The two ChaCha20 contexts are built once; each packet only resets their nonce."""
 
     block_size = 8
     mac_len = 16
@@ -165,37 +190,62 @@ class ChaChaPoly(Protection):
     def __init__(self, key: bytes) -> None:
         if len(key) != 64:
             raise InvalidArgument()
-        self._main_key = key[:32]
+        self._key = key
         self._length_key = key[32:]
+        self._main = _chacha(key[:32])
+        self._length = _chacha(self._length_key)
 
     def _stream(self, key: bytes, seq: int) -> CipherContext:
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+        """A fresh keystream for ``key`` at ``seq`` (for one-off uses, e.g. tests)."""
+        ctx = _chacha(key)
+        ctx.reset_nonce(chacha_nonce(0, seq))
+        return ctx
 
-        return Cipher(algorithms.ChaCha20(key, chacha_nonce(0, seq)), None).encryptor()
+    def _poly_key(self, nonce: bytes) -> bytes:
+        """Reset the main stream; the Poly1305 key is its block 0 (the payload starts at
+        block 1)."""
+        self._main.reset_nonce(nonce)
+        return self._main.update(_ZERO_BLOCK)[:32]
 
     def seal(self, seq: int, packet: bytes) -> bytes:
         from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-        main = self._stream(self._main_key, seq)
-        poly_key = main.update(_ZERO_BLOCK)[:32]  # block 0; the payload starts at block 1
-        ct = self._stream(self._length_key, seq).update(packet[:4]) + main.update(packet[4:])
-        return ct + Poly1305.generate_tag(poly_key, ct)
+        nonce = chacha_nonce(0, seq)
+        poly_key = self._poly_key(nonce)
+        self._length.reset_nonce(nonce)
+        view = memoryview(packet)
+        head = self._length.update(view[:4])
+        body = self._main.update(view[4:])
+        mac = Poly1305(poly_key)
+        mac.update(head)
+        mac.update(body)
+        return b"".join((head, body, mac.finalize()))
 
-    def packet_length(self, seq: int, head: bytes) -> int:
-        return int.from_bytes(self._stream(self._length_key, seq).update(head[:4]), "big")
+    def packet_length(self, seq: int, head: bytes | memoryview) -> int:
+        self._length.reset_nonce(chacha_nonce(0, seq))
+        return int.from_bytes(self._length.update(head[:4]), "big")
 
-    def open(self, seq: int, wire: bytes) -> bytes:
+    def open(self, seq: int, wire: bytes | memoryview) -> bytes:
         from cryptography.exceptions import InvalidSignature
         from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-        main = self._stream(self._main_key, seq)
-        poly_key = main.update(_ZERO_BLOCK)[:32]
+        poly_key = self._poly_key(chacha_nonce(0, seq))
         view = memoryview(wire)
         try:
-            Poly1305.verify_tag(poly_key, view[:-16], wire[-16:])
+            Poly1305.verify_tag(poly_key, view[:-16], bytes(view[-16:]))
         except InvalidSignature:
             raise MacInvalid() from None
-        return main.update(view[4:-16])
+        return self._main.update(view[4:-16])
+
+    def export(self) -> ProtectionState:
+        # stateless between packets: the nonce is the sequence number
+        return ProtectionState("chacha20-poly1305@openssh.com", key=self._key)
+
+
+def _chacha(key: bytes) -> CipherContext:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+    return Cipher(algorithms.ChaCha20(key, bytes(16)), None).encryptor()
 
 
 class AesGcm(Protection):
@@ -213,6 +263,7 @@ class AesGcm(Protection):
         if len(iv) != 12:
             raise InvalidArgument()
         self._aead = AESGCM(key)
+        self._key = key
         self._fixed = iv[:4]
         self._counter = int.from_bytes(iv[4:], "big")
 
@@ -225,10 +276,10 @@ class AesGcm(Protection):
         head = packet[:4]
         return head + self._aead.encrypt(self._nonce(), memoryview(packet)[4:], head)
 
-    def packet_length(self, seq: int, head: bytes) -> int:
+    def packet_length(self, seq: int, head: bytes | memoryview) -> int:
         return int.from_bytes(head[:4], "big")
 
-    def open(self, seq: int, wire: bytes) -> bytes:
+    def open(self, seq: int, wire: bytes | memoryview) -> bytes:
         from cryptography.exceptions import InvalidTag
 
         view = memoryview(wire)
@@ -237,6 +288,10 @@ class AesGcm(Protection):
         except InvalidTag:
             raise MacInvalid() from None
 
+    def export(self) -> ProtectionState:
+        iv = self._fixed + self._counter.to_bytes(8, "big")
+        return ProtectionState(f"aes{len(self._key) * 8}-gcm@openssh.com", key=self._key, iv=iv)
+
 
 class CtrHmac(Protection):
     """AES-CTR with an HMAC: encrypt-and-MAC over the plaintext (RFC 4253), or with an
@@ -244,12 +299,25 @@ class CtrHmac(Protection):
 
     block_size = 16
 
-    def __init__(self, key: bytes, iv: bytes, mac: MacSpec, mac_key: bytes) -> None:
+    def __init__(self, key: bytes, iv: bytes, mac: MacSpec, mac_key: bytes,
+                 offset: int = 0) -> None:
         from cryptography.hazmat.primitives import hmac
         from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
         # One streaming context per key: CTR is its own inverse, so it serves both ways.
-        self._ctx = Cipher(algorithms.AES(key), modes.CTR(iv)).encryptor()
+        # A context cannot be exported, so a resumed one starts at the right counter
+        # block and skips into it (``offset``: keystream bytes already used).
+        blocks, skip = divmod(offset, 16)
+        counter = (int.from_bytes(iv, "big") + blocks) % (1 << 128)
+        self._ctx = Cipher(algorithms.AES(key), modes.CTR(counter.to_bytes(16, "big"))
+                           ).encryptor()
+        if skip:
+            self._ctx.update(bytes(skip))
+        self._key = key
+        self._iv = iv
+        self._mac_spec = mac
+        self._mac_key = mac_key
+        self._offset = offset
         self._mac = hmac.HMAC(mac_key, _hash(mac.hash_name))
         self.mac_len = mac.mac_len
         self.length_outside = mac.etm
@@ -267,27 +335,38 @@ class CtrHmac(Protection):
         if self.length_outside:
             head = packet[:4]
             ct = self._ctx.update(memoryview(packet)[4:])
+            self._offset += len(ct)
             return b"".join((head, ct, self._tag(seq, head, ct)))
+        self._offset += len(packet)
         return self._ctx.update(packet) + self._tag(seq, packet)
 
-    def packet_length(self, seq: int, head: bytes) -> int:
+    def packet_length(self, seq: int, head: bytes | memoryview) -> int:
         if self.length_outside:
             return int.from_bytes(head[:4], "big")
         self._first = self._ctx.update(head[:16])
+        self._offset += 16
         return int.from_bytes(self._first[:4], "big")
 
-    def open(self, seq: int, wire: bytes) -> bytes:
+    def open(self, seq: int, wire: bytes | memoryview) -> bytes:
         view = memoryview(wire)
         body, tag = view[: -self.mac_len], view[-self.mac_len :]
         if self.length_outside:
             if not _hmac.compare_digest(self._tag(seq, body), tag):
                 raise MacInvalid()
+            self._offset += len(body) - 4
             return self._ctx.update(body[4:])
+        self._offset += len(body) - 16
         plain = self._first + self._ctx.update(body[16:])
         self._first = b""
         if not _hmac.compare_digest(self._tag(seq, plain), tag):
             raise MacInvalid()
         return plain[4:]
+
+    def export(self) -> ProtectionState:
+        if self._first:
+            raise InvalidArgument("cipher state exported inside a packet")
+        return ProtectionState(f"aes{len(self._key) * 8}-ctr", self._mac_spec.name, self._key,
+                               self._iv, self._mac_key, self._offset)
 
 
 def make_protection(
@@ -309,3 +388,25 @@ def make_protection(
     if len(mac_key) != mac_spec.key_len:
         raise InvalidArgument()
     return CtrHmac(key, iv, mac_spec, mac_key)
+
+
+def write_protection_state(w: Writer, state: ProtectionState) -> None:
+    w.string(state.cipher).string(state.mac).string(state.key).string(state.iv)
+    w.string(state.mac_key).uint64(state.offset)
+
+
+def read_protection_state(r: Reader) -> ProtectionState:
+    return ProtectionState(r.ascii(), r.ascii(), r.string(), r.string(), r.string(), r.uint64())
+
+
+def restore_protection(state: ProtectionState) -> Protection:
+    """The Protection ``Protection.export`` described, at the same position."""
+    if state.cipher == "none":
+        return Plaintext()
+    prot = make_protection(state.cipher, state.mac or None, state.key, state.iv, state.mac_key)
+    if isinstance(prot, CtrHmac) and state.offset:
+        if state.offset < 0 or state.offset >= 1 << 64:
+            raise InvalidArgument("bad cipher position")
+        spec = MACS[state.mac]
+        return CtrHmac(state.key, state.iv, spec, state.mac_key, state.offset)
+    return prot

@@ -36,13 +36,22 @@ from protocol import errors, messages
 from protocol.ciphers import Protection, default_rekey_bytes
 from protocol.compression import ZLIB_DELAYED, Compressor, Decompressor
 from protocol.kex import KexEngine, Preferences
+from protocol.kex.hostkey import algorithms_for_key
+from protocol.kex.kexinit import Algorithms
 from protocol.packet import PacketReader, PacketWriter
 from protocol.signer import Signer
 from protocol.version import SOFTWARE_VERSION, PeerVersion, VersionReader, local_version
 
+#: the version of ``Transport.export_state``'s format
+STATE_FORMAT = 1
+
 log = logging.getLogger("pyssh.transport")
 
 READ_SIZE = 1 << 16
+#: pause reading the socket while this much is received but not yet handled
+RECV_HIGH_WATER = 4 << 20
+#: the socket's write buffer level at which ``drain`` waits
+SEND_HIGH_WATER = 1 << 20
 #: OpenSSH rekeys before 2^31 packets so sequence numbers never wrap under one key.
 MAX_PACKETS_PER_KEY = 1 << 31
 #: What a server advertises in EXT_INFO by default (sshd 9.x's list, minus ssh-rsa/DSA).
@@ -72,6 +81,149 @@ class TransportConfig:
     #: server role: the services a client may request
     services: frozenset[str] = frozenset({"ssh-userauth"})
     server_sig_algs: tuple[str, ...] = DEFAULT_SERVER_SIG_ALGS
+
+
+class _Inbound(asyncio.BufferedProtocol):
+    """Received bytes for the ``PacketReader``, with as few copies as the source allows.
+
+    Over a socket it replaces the stream's protocol, so bytes land straight in the
+    PacketReader's buffer (no StreamReader buffer, no copy per read); write flow control
+    and connection loss are passed on to the stream protocol it replaced, so
+    ``StreamWriter.drain`` and ``wait_closed`` keep working. Any other StreamReader (a
+    ProxyCommand's pipe, a channel) is read by a task that feeds the PacketReader.
+    """
+
+    def __init__(self, packets: PacketReader, stream: asyncio.BaseProtocol | None = None,
+                 transport: asyncio.BaseTransport | None = None) -> None:
+        self._packets = packets
+        self._stream = stream
+        self._transport = transport
+        self._waiter: asyncio.Future[None] | None = None
+        self._room: asyncio.Event | None = None  # set while a pumped reader may go on
+        self._pump: asyncio.Task[None] | None = None
+        self._paused = False
+        self.eof = False
+        self.error: Exception | None = None
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._packets.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._packets.buffer_updated(nbytes)
+        self._received()
+
+    def data_received(self, data: bytes) -> None:  # transports without buffered reads
+        self._packets.feed(data)
+        self._received()
+
+    def _received(self) -> None:
+        if not self._paused and self._packets.buffered > RECV_HIGH_WATER:
+            self._paused = True
+            if isinstance(self._transport, asyncio.ReadTransport):
+                self._transport.pause_reading()
+            elif self._room is not None:
+                self._room.clear()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+        if self._stream is not None:
+            self._stream.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._stream is not None:
+            self._stream.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._stream is not None:
+            self._stream.resume_writing()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def pump(self, reader: asyncio.StreamReader) -> None:
+        """Feed from ``reader`` in a task (a source whose transport cannot be taken over)."""
+        self._room = asyncio.Event()
+        self._room.set()
+
+        async def run() -> None:
+            assert self._room is not None
+            try:
+                while data := await reader.read(READ_SIZE):
+                    self.data_received(data)
+                    await self._room.wait()
+            except (ConnectionError, OSError) as exc:
+                self.error = exc
+            finally:
+                self.eof = True
+                self._wake()
+
+        self._pump = asyncio.get_running_loop().create_task(run())
+
+    def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+
+    def stop(self) -> None:
+        """Read nothing more from the socket (it is being handed to another process)."""
+        if self._pump is not None:
+            raise FeatureUnsupported("only a socket transport can be handed over")
+        if isinstance(self._transport, asyncio.ReadTransport):
+            self._transport.pause_reading()
+
+    async def wait(self) -> None:
+        """Until more bytes arrive (or EOF); resumes reading once the backlog is handled."""
+        if self._paused and self._packets.buffered <= RECV_HIGH_WATER // 2:
+            self._paused = False
+            if isinstance(self._transport, asyncio.ReadTransport):
+                self._transport.resume_reading()
+            elif self._room is not None:
+                self._room.set()
+        if self.eof:
+            return
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
+def _take_over(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+               packets: PacketReader) -> _Inbound:
+    """Move the StreamReader's source to an ``_Inbound`` feeding ``packets``, keeping
+    whatever the StreamReader had buffered already."""
+    out = writer.transport
+    if isinstance(out, asyncio.WriteTransport):
+        out.set_write_buffer_limits(high=SEND_HIGH_WATER)
+    source = getattr(reader, "_transport", None)
+    stream = source.get_protocol() if isinstance(source, asyncio.ReadTransport) else None
+    if source is None or not isinstance(stream, asyncio.StreamReaderProtocol) \
+            or not isinstance(getattr(reader, "_buffer", None), bytearray) \
+            or source.is_closing():
+        inbound = _Inbound(packets)
+        inbound.pump(reader)
+        return inbound
+    assert isinstance(source, asyncio.ReadTransport)
+    inbound = _Inbound(packets, stream, source)
+    pending: bytearray = reader._buffer  # type: ignore[attr-defined]
+    if pending:
+        packets.feed(pending)
+        pending.clear()
+    if reader.at_eof() or getattr(reader, "_eof", False):
+        inbound.eof = True
+    source.set_protocol(inbound)
+    if not source.is_reading():
+        source.resume_reading()  # the StreamReader may have paused it
+    return inbound
 
 
 class MessageQueue:
@@ -146,6 +298,7 @@ class Transport:
         self.unimplemented: collections.deque[int] = collections.deque(maxlen=16)
         self._in = PacketReader()
         self._out = PacketWriter()
+        self._inbound: _Inbound | None = None
         self._held: list[bytes] = []  # non-kex messages sent during a key exchange
         self._handlers: dict[int, MessageHandler] = {}
         self._queues: dict[int, MessageQueue] = {}
@@ -156,6 +309,11 @@ class Transport:
         self._task: asyncio.Task[None] | None = None
         self._keyed_at = time.monotonic()
         self.error: SshError | None = None
+        #: set while the reader is asked to stop at the next packet boundary (hand-over)
+        self._stopping: asyncio.Future[None] | None = None
+        #: decoded messages the layer above has not seen yet: dispatched first by the
+        #: reader (a hand-over may carry some)
+        self._replay: list[tuple[int, bytes]] = []
 
     @property
     def is_client(self) -> bool:
@@ -179,14 +337,19 @@ class Transport:
 
     async def handshake(self) -> None:
         """Exchange identification strings and run the first key exchange."""
+        self._inbound = _take_over(self._reader, self._writer, self._in)
         self._writer.write(self.local_version.encode("utf-8") + b"\r\n")
         versions = VersionReader(server=not self.is_client)
         try:
             while self.peer is None:
-                data = await self._reader.read(READ_SIZE)
-                if not data:
-                    raise ConnectionClosed("Connection closed by remote host")
-                self.peer = versions.feed(data)
+                if not self._in.buffered:
+                    if self._inbound.error is not None:
+                        raise self._inbound.error
+                    if self._inbound.eof:
+                        raise ConnectionClosed("Connection closed by remote host")
+                    await self._inbound.wait()
+                    continue
+                self.peer = versions.feed(self._in.take_buffered())
         except SshError as exc:
             self._fail(exc, notify=False)
             raise
@@ -246,8 +409,10 @@ class Transport:
         out_on, in_on = (c2s, s2c) if self.is_client else (s2c, c2s)
         if outgoing:
             self._out.compressor = Compressor() if out_on else None
+            self._out.compressed = 0
         if incoming:
             self._in.decompressor = Decompressor() if in_on else None
+            self._in.decompressed = 0
 
     def kex_complete(self, first: bool) -> None:
         self._keyed_at = time.monotonic()
@@ -292,7 +457,7 @@ class Transport:
 
     def _maybe_rekey(self) -> None:
         kex = self.kex
-        if kex is None or kex.completed == 0 or kex.in_progress:
+        if kex is None or kex.completed == 0 or kex.in_progress or self._stopping is not None:
             return
         limit = self.config.rekey_bytes or default_rekey_bytes(self._out.protection.block_size)
         due = (
@@ -358,13 +523,25 @@ class Transport:
 
     async def _read_loop(self) -> None:
         try:
+            inbound = self._inbound
+            assert inbound is not None
+            replay, self._replay = self._replay, []
+            for seq, payload in replay:
+                await self._dispatch(seq, payload)
             while True:
+                if self._stopping is not None and self._in.at_boundary \
+                        and (self.kex is None or not self.kex.in_progress):
+                    inbound.stop()
+                    if not self._stopping.done():
+                        self._stopping.set_result(None)
+                    return
                 item = self._in.next()
                 if item is None:
-                    data = await self._reader.read(READ_SIZE)
-                    if not data:
+                    if inbound.eof:
+                        if inbound.error is not None:
+                            raise inbound.error
                         raise ConnectionClosed()
-                    self._in.feed(data)
+                    await inbound.wait()
                     continue
                 await self._dispatch(*item)
                 self._maybe_rekey()
@@ -384,6 +561,11 @@ class Transport:
         msg = payload[0]
         kex = self.kex
         assert kex is not None
+        if msg >= messages.GLOBAL_REQUEST and kex.completed and not kex.peer_in_kex:
+            handler = self._handlers.get(msg)
+            if handler is not None:  # the bulk of traffic: channel data, straight through
+                handler(payload)
+                return
         if kex.completed == 0 and seq == 0xFFFFFFFF:
             raise ProtocolError("incoming sequence number wrapped during initial key exchange")
         if messages.is_kex_message(msg):
@@ -473,6 +655,115 @@ class Transport:
             w.string(name).string(value)
         return w.getvalue()
 
+    # -- hand-over to another process -------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Decode no packet after the current one unless a key exchange needs it (called
+        right after sending USERAUTH_SUCCESS, so nothing compressed is decoded here)."""
+        if self.error is not None:
+            raise self.error
+        if self._stopping is None:
+            self._stopping = asyncio.get_running_loop().create_future()
+            if self._inbound is not None:
+                self._inbound._wake()
+
+    async def stop_reading(self) -> None:
+        """Stop decoding at the next packet boundary outside a key exchange (one in
+        progress is finished first) and read nothing more from the socket; then wait
+        until everything queued for sending has reached the socket. Afterwards
+        ``export_state`` describes the connection exactly."""
+        self.request_stop()
+        assert self._stopping is not None
+        await self._wait(self._stopping)
+        out = self._writer.transport
+        if isinstance(out, asyncio.WriteTransport):
+            out.set_write_buffer_limits(high=0)  # drain() now waits for an empty buffer
+        await self.drain()
+
+    def export_state(self) -> bytes:
+        """The transport's state after ``stop_reading``: versions, session identifier,
+        negotiated algorithms, each direction's keys, cipher position, sequence number
+        and rekey counters, bytes received but not decoded (``resume`` undoes it)."""
+        kex = self.kex
+        if self._stopping is None or not self._stopping.done() or kex is None \
+                or kex.in_progress or kex.session_id is None or kex.algorithms is None \
+                or self.peer is None:
+            raise FeatureUnsupported("transport state exported while it is running")
+        algs = kex.algorithms
+        w = Writer().uint32(STATE_FORMAT).string(self.role.value).string(self.local_version)
+        w.string(self.peer.line).string(self.peer.software).string(self.peer.comments)
+        w.string(kex.session_id).boolean(kex.strict).boolean(kex.peer_ext_info)
+        w.uint32(kex.completed)
+        for name in (algs.kex, algs.host_key, algs.cipher_c2s, algs.cipher_s2c,
+                     algs.mac_c2s or "", algs.mac_s2c or "", algs.compression_c2s,
+                     algs.compression_s2c):
+            w.string(name)
+        w.boolean(self.authenticated)
+        w.uint32(len(self.peer_extensions))
+        for ext, value in self.peer_extensions.items():
+            w.string(ext).string(value)
+        self._out.export_state(w)
+        self._in.export_state(w)
+        w.uint32(len(self._replay))
+        for seq, payload in self._replay:
+            w.uint32(seq).string(payload)
+        return w.getvalue()
+
+    @classmethod
+    def resume(
+        cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, state: bytes,
+        config: TransportConfig | None = None, *, host_keys: Sequence[Signer] = (),
+        host_key_check: Callable[[PublicKey], Awaitable[None]] | None = None,
+    ) -> Transport:
+        """A running transport over ``reader``/``writer`` (the same connection, now in
+        this process) from ``export_state``'s bytes; rekeys run here from now on. Its
+        reader task starts at the next await: install the handlers before that."""
+        r = Reader(state)
+        if r.uint32() != STATE_FORMAT:
+            raise ProtocolError("unknown transport state format")
+        role = Role(r.ascii())
+        t = cls(reader, writer, role, config, host_keys=host_keys,
+                host_key_check=host_key_check)
+        t.local_version, line, software, comments = (
+            r.string().decode("utf-8", "surrogateescape") for _ in range(4))
+        t.peer = PeerVersion(line, software, comments)
+        client_v, server_v = ((t.local_version, t.peer.line) if t.is_client
+                              else (t.peer.line, t.local_version))
+        kex = KexEngine(
+            client=t.is_client, prefs=t.config.algorithms, hooks=t, client_version=client_v,
+            server_version=server_v, host_keys=host_keys, verify_host_key=host_key_check,
+            strict=t.config.strict_kex, ext_info=t.config.ext_info,
+        )
+        kex.session_id = r.string()
+        kex.strict = r.boolean()
+        kex.peer_ext_info = r.boolean()
+        kex.completed = r.uint32()
+        names = [r.ascii() for _ in range(8)]
+        kex.algorithms = Algorithms(names[0], names[1], names[2], names[3], names[4] or None,
+                                    names[5] or None, names[6], names[7])
+        if not t.is_client:
+            for signer in host_keys:
+                if kex.algorithms.host_key in algorithms_for_key(signer.public):
+                    kex.host_key = signer.public
+                    break
+        t.kex = kex
+        t.authenticated = r.boolean()
+        for _ in range(min(r.uint32(), 1024)):
+            ext = r.ascii()
+            t.peer_extensions[ext] = r.string()
+        if t._out.restore_state(r):
+            t._out.compressor = Compressor()
+        if t._in.restore_state(r):
+            t._in.decompressor = Decompressor()
+        count = r.uint32()
+        for _ in range(count):
+            seq = r.uint32()
+            t._replay.append((seq, r.string()))
+        r.end()
+        t._inbound = _take_over(reader, writer, t._in)
+        t._task = asyncio.get_running_loop().create_task(t._read_loop())
+        return t
+
     # -- ending ---------------------------------------------------------------------
 
     def _fail(self, exc: SshError, *, notify: bool) -> None:
@@ -489,7 +780,9 @@ class Transport:
             except Exception:  # the socket may already be gone
                 pass
         self._writer.close()
-        for fut in (self._kex_done, self._service_waiter, *self._pongs):
+        if self._inbound is not None:
+            self._inbound.close()
+        for fut in (self._kex_done, self._service_waiter, self._stopping, *self._pongs):
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: nobody may be waiting any more

@@ -92,6 +92,9 @@ class KexEngine:
         self.algorithms: Algorithms | None = None
         #: client: the server's verified host key; server: the key we signed with
         self.host_key: PublicKey | None = None
+        #: client: the server's signature over the session id (the first exchange hash),
+        #: kept with ``host_key`` for session-bind@openssh.com to the agent
+        self.initial_signature: bytes | None = None
         self.completed = 0
         self._ours: KexInit | None = None
         self._theirs: KexInit | None = None
@@ -230,6 +233,8 @@ class KexEngine:
             await self._verify(key)
         elif key.blob() != self.host_key.blob():
             raise HostKeyNotVerified("server host key changed during rekey")
+        if self.initial_signature is None:
+            self.initial_signature = signature
         self.host_key = key
         self._finish(rnd, h, shared)
 

@@ -7,6 +7,8 @@ are only ever offered in the first KEXINIT and never chosen as a method.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from keytools.errors import (
@@ -17,6 +19,7 @@ from keytools.errors import (
     NoHostKeyMatch,
     NoKexMatch,
     NoMacMatch,
+    SshError,
 )
 from keytools.wire import Reader, Writer
 from protocol import messages
@@ -73,6 +76,62 @@ DEFAULT_MACS = (
 )
 #: none first: like ssh's Compression=no, zlib only if the user asks (or the peer insists)
 DEFAULT_COMPRESSION = ("none", "zlib@openssh.com")
+
+# pysshd's defaults (issue 7): stricter than sshd's where no common client needs more.
+# Post-quantum hybrid first; no SHA-1 kex, no 2048-bit DH (group14, and group exchange,
+# which would hand a 2048-bit group to a client asking for one), no NIST-curve kex or host
+# keys (all available again with e.g. ``KexAlgorithms +ecdh-sha2-nistp256``), no
+# encrypt-and-MAC or SHA-1 MACs, no CBC (pysshd has none), no ssh-rsa SHA-1 signatures.
+SERVER_DEFAULT_KEX = (
+    "mlkem768x25519-sha256",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+)
+SERVER_DEFAULT_HOST_KEY_ALGORITHMS = (
+    "ssh-ed25519-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "ssh-ed25519",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
+SERVER_DEFAULT_CIPHERS = (
+    "chacha20-poly1305@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+    "aes192-ctr",
+    "aes256-ctr",
+)
+SERVER_DEFAULT_MACS = (
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+)
+#: User keys are the client's choice: ECDSA user keys stay accepted (common on tokens).
+SERVER_DEFAULT_PUBKEY_ALGORITHMS = (
+    "ssh-ed25519-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
+SERVER_DEFAULT_CA_SIGNATURE_ALGORITHMS = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+)
 
 
 @dataclass(frozen=True)
@@ -204,3 +263,213 @@ def guess_was_right(client: KexInit, server: KexInit) -> bool:
         and client.kex[0] == server.kex[0]
         and client.host_key[0] == server.host_key[0]
     )
+
+
+# -- sshd_config algorithm lists (servconf.c + kex_assemble_names) ------------------------
+
+#: Names OpenSSH 9.x/10.x accept in these keywords (pysshd takes an existing sshd_config);
+#: the ones pysshd lacks are dropped from the effective list with a warning.
+OPENSSH_KEX = (
+    "diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1",
+    "diffie-hellman-group14-sha256", "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha1",
+    "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256", "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521", "curve25519-sha256", "curve25519-sha256@libssh.org",
+    "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com", "mlkem768x25519-sha256",
+)
+OPENSSH_CIPHERS = (
+    "3des-cbc", "aes128-cbc", "aes192-cbc", "aes256-cbc", "aes128-ctr", "aes192-ctr",
+    "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+)
+OPENSSH_MACS = (
+    "hmac-sha1", "hmac-sha1-96", "hmac-sha2-256", "hmac-sha2-512", "hmac-md5", "hmac-md5-96",
+    "umac-64@openssh.com", "umac-128@openssh.com", "hmac-sha1-etm@openssh.com",
+    "hmac-sha1-96-etm@openssh.com", "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com", "hmac-md5-etm@openssh.com", "hmac-md5-96-etm@openssh.com",
+    "umac-64-etm@openssh.com", "umac-128-etm@openssh.com",
+)
+#: sshkey.c's key implementations, in its order (wildcards expand in this order)
+OPENSSH_KEY_TYPES = (
+    "ssh-ed25519", "ssh-ed25519-cert-v01@openssh.com", "sk-ssh-ed25519@openssh.com",
+    "sk-ssh-ed25519-cert-v01@openssh.com", "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp256-cert-v01@openssh.com", "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp384-cert-v01@openssh.com", "ecdsa-sha2-nistp521",
+    "ecdsa-sha2-nistp521-cert-v01@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+    "sk-ecdsa-sha2-nistp256-cert-v01@openssh.com",
+    "webauthn-sk-ecdsa-sha2-nistp256@openssh.com", "ssh-dss", "ssh-dss-cert-v01@openssh.com",
+    "ssh-rsa", "ssh-rsa-cert-v01@openssh.com", "rsa-sha2-256",
+    "rsa-sha2-256-cert-v01@openssh.com", "rsa-sha2-512", "rsa-sha2-512-cert-v01@openssh.com",
+)
+#: what pysshd can verify from a client (ssh-rsa only if configured back in)
+_PUBKEY_IMPLEMENTED = frozenset(DEFAULT_HOST_KEY_ALGORITHMS) | {
+    "ssh-rsa", "ssh-rsa-cert-v01@openssh.com"}
+_CERT = "-cert-v01@openssh.com"
+
+
+@dataclass(frozen=True)
+class AlgorithmKeyword:
+    """One sshd_config algorithm keyword: its default, what pysshd implements ("all",
+    in the order wildcards expand), what sshd's parser accepts, and its error words."""
+
+    keyword: str
+    field: str
+    assemble_name: str
+    default: tuple[str, ...]
+    implemented: tuple[str, ...]
+    known: tuple[str, ...]
+    bad: str
+    key_types: bool = False
+
+
+SERVER_ALGORITHM_KEYWORDS: dict[str, AlgorithmKeyword] = {
+    k.keyword.lower(): k
+    for k in (
+        AlgorithmKeyword("Ciphers", "ciphers", "ciphers", SERVER_DEFAULT_CIPHERS,
+                         DEFAULT_CIPHERS, OPENSSH_CIPHERS, "Bad SSH2 cipher spec '{}'."),
+        AlgorithmKeyword("MACs", "macs", "macs", SERVER_DEFAULT_MACS, DEFAULT_MACS,
+                         OPENSSH_MACS, "Bad SSH2 mac spec '{}'."),
+        AlgorithmKeyword("KexAlgorithms", "kex_algorithms", "kex_algorithms",
+                         SERVER_DEFAULT_KEX, DEFAULT_KEX, OPENSSH_KEX,
+                         "Bad SSH2 KexAlgorithms '{}'."),
+        AlgorithmKeyword("HostKeyAlgorithms", "host_key_algorithms", "hostkeyalgorithms",
+                         SERVER_DEFAULT_HOST_KEY_ALGORITHMS,
+                         tuple(a for a in OPENSSH_KEY_TYPES
+                               if a in DEFAULT_HOST_KEY_ALGORITHMS),
+                         OPENSSH_KEY_TYPES, "Bad key types '{}'.", key_types=True),
+        AlgorithmKeyword("PubkeyAcceptedAlgorithms", "pubkey_accepted_algorithms",
+                         "pubkey_accepted_algos", SERVER_DEFAULT_PUBKEY_ALGORITHMS,
+                         tuple(a for a in OPENSSH_KEY_TYPES if a in _PUBKEY_IMPLEMENTED),
+                         OPENSSH_KEY_TYPES, "Bad key types '{}'.", key_types=True),
+        AlgorithmKeyword("CASignatureAlgorithms", "ca_signature_algorithms",
+                         "ca_sign_algorithms", SERVER_DEFAULT_CA_SIGNATURE_ALGORITHMS,
+                         tuple(a for a in OPENSSH_KEY_TYPES
+                               if a in _PUBKEY_IMPLEMENTED and not a.endswith(_CERT)),
+                         OPENSSH_KEY_TYPES, "Bad key types '{}'.", key_types=True),
+    )
+}
+#: the deprecated spelling sshd still takes
+SERVER_ALGORITHM_KEYWORDS["pubkeyacceptedkeytypes"] = \
+    SERVER_ALGORITHM_KEYWORDS["pubkeyacceptedalgorithms"]
+
+
+class BadAlgorithmList(SshError):
+    """An algorithm list sshd would refuse; ``located`` says where, as sshd does."""
+
+    def __init__(self, reason: str, *, preamble: str = "", at_line: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.preamble = preamble
+        self.at_line = at_line
+
+    def located(self, where: str) -> str:
+        text = f"{where}: {self.reason}" if self.at_line else self.reason
+        return f"{self.preamble}\n{text}" if self.preamble else text
+
+
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """OpenSSH's match_pattern: ``*`` and ``?`` only, case-sensitive."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c)
+                              for c in pattern) + r"\Z", re.DOTALL)
+
+
+def match_pattern_list(name: str, patterns: str) -> int:
+    """match.c: 1 for a positive match, -1 for a negated one (which wins), 0 for none."""
+    got = 0
+    for pattern in patterns.split(","):
+        negated = pattern.startswith("!")
+        if negated:
+            pattern = pattern[1:]
+        if pattern and _pattern(pattern).match(name):
+            if negated:
+                return -1
+            got = 1
+    return got
+
+
+def _tokens(names: str) -> list[str]:
+    """The names sshd's validity checks look at: up to the first empty one."""
+    out: list[str] = []
+    for name in names.split(","):
+        if not name:
+            break
+        out.append(name)
+    return out
+
+
+def _valid(spec: AlgorithmKeyword, names: str) -> tuple[bool, str]:
+    """kex_names_valid / ciphers_valid / mac_valid / sshkey_names_valid2(wildcards)."""
+    known = set(spec.known) | set(spec.implemented)
+    tokens = _tokens(names)
+    if not tokens and not spec.key_types:
+        return False, ""
+    for name in tokens:
+        if name in known:
+            continue
+        if spec.key_types and any(match_pattern_list(k, name) != 0 for k in spec.known):
+            continue
+        if spec.keyword == "KexAlgorithms":
+            return False, f'Unsupported KEX algorithm "{name[:100]}"'
+        return False, ""
+    return True, ""
+
+
+def _cat(first: list[str], more: Iterable[str]) -> list[str]:
+    """kex_names_cat: append the names not already present."""
+    out = list(first)
+    for name in more:
+        if name not in out:
+            out.append(name)
+    return out
+
+
+class _InvalidArgument(SshError):
+    """kex_assemble_names' SSH_ERR_INVALID_ARGUMENT: a negated name, or nothing left."""
+
+
+def assemble_names(value: str, default: Sequence[str],
+                   available: Sequence[str]) -> tuple[str, ...]:
+    """kex_assemble_names: ``+`` appends to ``default``, ``-`` removes from it, ``^`` puts
+    first, anything else replaces it; names may be ``*``/``?`` patterns, expanded in
+    ``available``'s order, and only names in ``available`` survive."""
+    if not value:
+        return tuple(default)
+    if value.startswith("-"):
+        kept = [n for n in default if match_pattern_list(n, value[1:]) != 1]
+        return tuple(kept or default)  # sshd -T shows the default for an emptied list
+    if value.startswith("+"):
+        names = _cat(list(default), value[1:].split(","))
+    elif value.startswith("^"):
+        names = _cat(value[1:].split(","), default)
+    else:
+        names = value.split(",")
+    result: list[str] = []
+    for pattern in names:
+        if pattern.startswith("!"):
+            raise _InvalidArgument()
+        result = _cat(result, (n for n in available if match_pattern_list(n, pattern) == 1))
+    if not result:
+        raise _InvalidArgument()
+    return tuple(result)
+
+
+def assemble_algorithms(keyword: str, value: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The effective list for sshd_config's ``keyword`` = ``value``, and the names OpenSSH
+    knows that pysshd lacks (dropped; the caller warns). Defaults are pysshd's.
+
+    Raises BadAlgorithmList with sshd's words for what sshd would refuse.
+    """
+    spec = SERVER_ALGORITHM_KEYWORDS[keyword.lower()]
+    if not value.startswith("-"):
+        ok, preamble = _valid(spec, value[1:] if value[:1] in "+^" else value)
+        if not ok:
+            raise BadAlgorithmList(spec.bad.format(value), preamble=preamble)
+    try:
+        names = assemble_names(value, spec.default, spec.implemented)
+    except _InvalidArgument:
+        raise BadAlgorithmList(f"assemble_algorithms: {spec.assemble_name}: invalid argument",
+                               at_line=False) from None
+    asked = value[1:] if value[:1] in "+^" else "" if value.startswith("-") else value
+    lacking = tuple(n for n in asked.split(",")
+                    if n in spec.known and n not in spec.implemented)
+    return names, lacking
