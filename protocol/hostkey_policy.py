@@ -108,6 +108,11 @@ class HostKeyPolicy:
         self.global_files = global_files
         self.batch_mode = batch_mode
         self.log = log
+        #: HashKnownHosts: names of new entries are written hashed
+        self.hash_known_hosts = False
+        #: how the server's key was accepted: "user" (a plain key in the first user
+        #: known_hosts file), "ca", "other" (another file), "new" (just added), "no"
+        self.verified = "no"
 
     @property
     def name(self) -> str:
@@ -122,6 +127,12 @@ class HostKeyPolicy:
         label = key.plain.type_label
         if status in (HostKeyStatus.MATCH, HostKeyStatus.CA_MATCH):
             self.log.debug(f"Host '{self.name}' is known and matches the {label} host key.")
+            if status is HostKeyStatus.CA_MATCH or key.is_certificate:
+                self.verified = "ca"
+            elif self.user_files and found.path == self.user_files[0]:
+                self.verified = "user"
+            else:
+                self.verified = "other"
             return True
         if status in (HostKeyStatus.REVOKED, HostKeyStatus.CHANGED):
             if status is HostKeyStatus.REVOKED:
@@ -143,6 +154,7 @@ class HostKeyPolicy:
         if self.strict == "ask" and not self._ask(label, fingerprint(key)):
             return False
         self._add(key, label)
+        self.verified = "new"
         return True
 
     def _ask(self, label: str, fp: str) -> bool:
@@ -177,7 +189,8 @@ class HostKeyPolicy:
             return
         path = self.user_files[0]
         try:
-            add_host_key(path, self.hostname, self.port, key.plain)
+            add_host_key(path, self.hostname, self.port, key.plain,
+                         hashed=self.hash_known_hosts)
         except SshError:
             self.log.info(f"Failed to add the host to the list of known hosts ({path}).")
             return

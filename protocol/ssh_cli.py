@@ -142,8 +142,37 @@ def _option(flag: str, value: str, args: SshArgs) -> None:
         args.options.append(("MACs", value))
     elif flag == "b":
         args.options.append(("BindAddress", value))
+    elif flag == "J":
+        from protocol.ssh_proxy import parse_jump
+
+        if any(k == "ProxyJump" for k, _ in args.options):
+            raise BadArgument("Only a single -J option is permitted "
+                              "(use commas to separate multiple jump hops)")
+        if parse_jump(value) is None:
+            raise BadArgument("Invalid -J argument")
+        args.options.append(("ProxyJump", value))
+    elif flag in "LRDW":
+        _forward_flag(flag, value, args)
     else:
         args.ignored.append(f"-{flag} {value}")
+
+
+def _forward_flag(flag: str, value: str, args: SshArgs) -> None:
+    """-L/-R/-D/-W, checked now as ssh.c does; -W also means ClearAllForwardings,
+    ExitOnForwardFailure, no tty and no session."""
+    from protocol.forward_spec import BadForward, check_cli_forward
+
+    if flag == "W" and any(k == "-W" for k, _ in args.options):
+        raise BadArgument("stdio forward already specified")
+    try:
+        check_cli_forward(f"-{flag}", value)
+    except BadForward as exc:
+        raise BadArgument(exc.message) from None
+    args.options.append((f"-{flag}", value))
+    if flag == "W":
+        args.options += [("ClearAllForwardings", "yes"), ("ExitOnForwardFailure", "yes")]
+        args.tty = -1
+        args.no_command = True
 
 
 def parse_args(argv: list[str]) -> SshArgs:

@@ -22,7 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from keytools.errors import SshError
-from keytools.match import match_hostname, match_pattern_list
+from keytools.match import match_hostname, match_pattern, match_pattern_list
+from protocol.forward_spec import (
+    FORWARD_KEYWORDS,
+    apply_forward_keyword,
+    dump_forwards,
+    forward_options,
+)
 
 MAX_INCLUDE_DEPTH = 16
 SYSTEM_CONFIG = "/etc/ssh/ssh_config"
@@ -62,6 +68,31 @@ KNOWN_UNSUPPORTED = frozenset(k.lower() for k in (
     "XAuthLocation", "Protocol", "UsePrivilegedPort", "UseRoaming", "Cipher",
 ))
 _MULTI = frozenset(("identityfile",))
+#: Session keywords protocol/session_options.py reads (and validates).
+SESSION_KEYWORDS = ("EscapeChar", "SendEnv", "SetEnv", "ServerAliveInterval",
+                    "ServerAliveCountMax", "TCPKeepAlive", "ForkAfterAuthentication",
+                    "RequestTTY", "SessionType")
+SUPPORTED.update({k.lower(): k for k in SESSION_KEYWORDS})
+KNOWN_UNSUPPORTED = KNOWN_UNSUPPORTED - frozenset(SUPPORTED)
+_SESSION_LOWER = frozenset(k.lower() for k in SESSION_KEYWORDS)
+_ACCUMULATE = frozenset(("sendenv",))  # every line adds (and "-pattern" removes)
+#: Authentication and connection keywords protocol/ssh_login.py acts on.
+AUTH_KEYWORDS = ("PasswordAuthentication", "KbdInteractiveAuthentication",
+                 "NumberOfPasswordPrompts", "PreferredAuthentications", "PubkeyAuthentication",
+                 "KbdInteractiveDevices", "CertificateFile", "AddKeysToAgent", "ProxyCommand",
+                 "ProxyJump", "HashKnownHosts", "UpdateHostKeys", "CanonicalizeHostname",
+                 "CanonicalDomains", "CanonicalizeMaxDots", "CanonicalizeFallbackLocal")
+SUPPORTED.update({k.lower(): k for k in AUTH_KEYWORDS})
+KNOWN_UNSUPPORTED = KNOWN_UNSUPPORTED - frozenset(SUPPORTED)
+#: Old names ssh still reads as another keyword.
+ALIASES = {"challengeresponseauthentication": "kbdinteractiveauthentication",
+           "skeyauthentication": "kbdinteractiveauthentication",
+           "tisauthentication": "kbdinteractiveauthentication"}
+#: Keywords whose argument is the rest of the line, unsplit (a shell command).
+RAW_ARGUMENT = frozenset(("proxycommand",))
+_PUBKEY = {"yes": "true", "true": "true", "no": "false", "false": "false",
+           "unbound": "unbound", "host-bound": "host-bound"}
+_UPDATE = {"yes": "true", "true": "true", "no": "false", "false": "false", "ask": "ask"}
 _YES_NO = {"yes": "yes", "true": "yes", "no": "no", "false": "no"}
 _STRICT = {"yes": "true", "true": "true", "no": "false", "false": "false", "off": "false",
            "ask": "ask", "accept-new": "accept-new"}
@@ -107,11 +138,27 @@ class SshConfig:
     def apply(self, keyword: str, args: list[str], where: str, ctx: ConfigContext) -> None:
         """One "keyword args" line (from a file or -o); ConfigError when ssh would die."""
         key = keyword.lower()
+        key = ALIASES.get(key, key)
         if not args:
             raise ConfigError(f"{where}: no argument after keyword \"{key}\"")
+        if key in FORWARD_KEYWORDS:  # forwarding keywords and -L/-R/-D/-W: forward_spec.py
+            apply_forward_keyword(self.values, key, args, where)
+            return
         if key in SUPPORTED:
             self._validate(key, args, where)
-            if key in _MULTI:
+            if key == "forwardagent":
+                _apply_forward_agent(self.values, args[0], where)
+            elif key in _ACCUMULATE:
+                self.values.setdefault(key, []).extend(args)
+            elif key == "certificatefile":
+                files = self.values.setdefault(key, [])
+                if args[0] not in files:  # ssh ignores a repeated file
+                    files.append(args[0])
+            elif key in ("proxycommand", "proxyjump"):
+                # The first of ProxyCommand and ProxyJump wins; the other is ignored.
+                if "proxycommand" not in self.values and "proxyjump" not in self.values:
+                    self.values[key] = list(args)
+            elif key in _MULTI:
                 if args[0] not in self.identity_files:  # ssh ignores a repeated file
                     self.identity_files.append(args[0])
             elif key not in self.values:
@@ -132,7 +179,7 @@ class SshConfig:
         if key == "port":
             if not value.isdigit() or not 0 < int(value) < 65536:
                 raise ConfigError(f"{where}: Bad port '{value}'.")
-        elif key in ("batchmode", "identitiesonly", "forwardagent", "stdinnull"):
+        elif key in ("batchmode", "identitiesonly", "stdinnull"):
             if value.lower() not in _YES_NO:
                 raise ConfigError(f"{where}: unsupported option \"{value}\".")
         elif key == "stricthostkeychecking":
@@ -143,6 +190,16 @@ class SshConfig:
                 raise ConfigError(f"{where}: unsupported log level '{value}'")
         elif key == "connecttimeout" and value.lower() != "none" and not value.isdigit():
             raise ConfigError(f"{where}: invalid time value.")
+        elif key == "addkeystoagent":
+            from protocol.ssh_login import parse_add_keys
+
+            parse_add_keys(args, where)
+        elif key in _AUTH_LOWER:
+            _validate_auth(key, value, where)
+        elif key in _SESSION_LOWER:
+            from protocol.session_options import check_option
+
+            check_option(key, args, where)
 
     def read_file(self, path: str, ctx: ConfigContext, *, user_file: bool,
                   depth: int = 0) -> None:
@@ -154,7 +211,15 @@ class SshConfig:
             return
         except OSError as exc:
             raise ConfigError(f"Can't open user config file {path}: {exc.strerror}") from None
-        self.read_lines(lines, path, ctx, user_file=user_file, depth=depth)
+        try:
+            self.read_lines(lines, path, ctx, user_file=user_file, depth=depth)
+        except ConfigError as exc:
+            if (f"{path} line " not in exc.message and f"{path}: line " not in exc.message) \
+                    or "terminating," in exc.message:
+                raise
+            # readconf.c reports a bad line, then gives up after the file.
+            raise ConfigError(f"{exc.message}\r\n{path}: terminating, 1 bad configuration "
+                              "options") from None
 
     def read_lines(self, lines: Iterable[str], path: str, ctx: ConfigContext, *,
                    user_file: bool, depth: int = 0) -> None:
@@ -246,6 +311,94 @@ class SshConfig:
         return done.returncode == 0
 
 
+_AUTH_LOWER = frozenset(k.lower() for k in AUTH_KEYWORDS)
+#: where ForwardAgent's socket path (or $VARIABLE) is kept in ``SshConfig.values``
+FORWARD_AGENT_PATH = "forwardagent-path"
+
+
+def _apply_forward_agent(values: dict[str, list[str]], value: str, where: str) -> None:
+    """readconf.c's ForwardAgent: yes/no set the flag; anything else is a socket path
+    (or $VARIABLE) that also sets the flag to yes. The flag and the path each keep their
+    first value, independently (so "no" then "/path" keeps the flag off and the path)."""
+    flag = _YES_NO.get(value.lower())
+    if flag is None:
+        _check_dollar(value, where)
+        values.setdefault(FORWARD_AGENT_PATH, [value])
+        flag = "yes"
+    values.setdefault("forwardagent", [flag])
+
+
+def _check_dollar(value: str, where: str) -> None:
+    """readconf.c's checks of a socket path that may name environment variables (with
+    misc.c's complaint first, as ssh prints it)."""
+    import re
+
+    problem = _dollar_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{problem}\r\n{where}: Invalid environment expansion {value}.")
+    if value.startswith("$") and not value.startswith("${") \
+            and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value[1:]):
+        raise ConfigError(f"{where}: Invalid environment name {value}.")
+
+
+def _dollar_problem(text: str) -> str | None:
+    """misc.c vdollar_percent_expand's error for ``text``, or None if it expands."""
+    start = text.find("${")
+    while start >= 0:
+        end = text.find("}", start + 2)
+        if end < 0:
+            name = text[start + 2:]
+            return (f"vdollar_percent_expand: environment variable '{name}' "
+                    "missing closing '}'")
+        name = text[start + 2:end]
+        if name not in os.environ:
+            return f"vdollar_percent_expand: env var ${{{name}}} has no value"
+        start = text.find("${", end + 1)
+    return None
+
+
+def dollar_expand(text: str) -> str:
+    """misc.c's dollar_expand: each ${NAME} becomes the environment variable's value
+    (ConfigError when unterminated or unset); a bare $ is kept."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        if text.startswith("${", i):
+            end = text.find("}", i + 2)
+            if end < 0:
+                raise ConfigError(f"dollar_expand: unterminated variable in \"{text}\"")
+            name = text[i + 2:end]
+            got = os.environ.get(name)
+            if got is None:
+                raise ConfigError(f"env var ${{{name}}} has no value")
+            out.append(got or "")
+            i = end + 1
+            continue
+        out.append(text[i])
+        i += 1
+    return "".join(out)
+
+
+def _validate_auth(key: str, value: str, where: str) -> None:
+    """readconf.c's checks of the authentication/connection keywords' values."""
+    choices = {"passwordauthentication": _YES_NO, "kbdinteractiveauthentication": _YES_NO,
+               "hashknownhosts": _YES_NO, "pubkeyauthentication": _PUBKEY,
+               "updatehostkeys": _UPDATE}.get(key)
+    if choices is not None and value.lower() not in choices:
+        raise ConfigError(f"{where}: unsupported option \"{value}\".")
+    if key == "numberofpasswordprompts" and not value.isdigit():
+        raise ConfigError(f"{where}: invalid integer value.")
+    if key.startswith("canonical"):
+        from protocol.ssh_canon import validate
+
+        validate(key, [value], where)
+    if key == "proxyjump":
+        from protocol.ssh_proxy import parse_jump
+
+        if parse_jump(value) is None:
+            raise ConfigError(f"{where}: Invalid ProxyJump \"{value}\"")
+
+
 def split_line(line: str, where: str) -> tuple[str, list[str]] | None:
     """``Keyword args`` or ``Keyword=args``; None for blank and comment lines."""
     text = line.strip(" \t\r\n")
@@ -257,6 +410,8 @@ def split_line(line: str, where: str) -> tuple[str, list[str]] | None:
     keyword, rest = text[:end], text[end:].lstrip(" \t")
     if rest.startswith("="):
         rest = rest[1:].lstrip(" \t")
+    if keyword.lower() in RAW_ARGUMENT and rest:
+        return keyword, [rest]  # a shell command: quotes are the shell's business
     return keyword, split_args(rest, where)
 
 
@@ -290,12 +445,13 @@ def split_args(text: str, where: str) -> list[str]:
 
 
 def match_host_block(patterns: list[str], host: str) -> bool:
-    """A Host line applies when a pattern matches and no negated one does."""
+    """A Host line applies when a pattern matches and no negated one does (each pattern
+    matched case-sensitively, as readconf.c's match_pattern: "Host Foo" is not "foo")."""
     matched = False
     for pattern in patterns:
         negated = pattern.startswith("!")
         body = pattern[1:] if negated else pattern
-        if match_hostname(host, body) == 1:
+        if match_pattern(host, body):
             if negated:
                 return False
             matched = True
@@ -370,6 +526,10 @@ class Resolved:
     address_family: str
     bind_address: str | None
     identity_agent: str | None
+    #: ForwardAgent's socket path, expanded (~, %-tokens, ${VAR}); "$VAR" kept as written
+    forward_agent_path: str | None = None
+    #: every supported keyword's raw value(s), first value wins (SendEnv: all lines)
+    values: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
 
 
 def finish(config: SshConfig, host: str, original_host: str) -> Resolved:
@@ -394,6 +554,7 @@ def finish(config: SshConfig, host: str, original_host: str) -> Resolved:
                       (config.args("globalknownhostsfile") or DEFAULT_GLOBAL_KNOWN_HOSTS))
     timeout = config.get("connecttimeout")
     agent = config.get("identityagent")
+    fwd_agent = config.get(FORWARD_AGENT_PATH)
     return Resolved(
         host=host, hostname=hostname, port=port, user=user,
         identity_files=files, identity_paths=paths,
@@ -408,26 +569,79 @@ def finish(config: SshConfig, host: str, original_host: str) -> Resolved:
         address_family=(config.get("addressfamily") or "any").lower(),
         bind_address=config.get("bindaddress"),
         identity_agent=None if agent is None else expand_tokens(tilde_expand(agent), tokens),
+        forward_agent_path=None if fwd_agent is None
+        else dollar_expand(expand_tokens(tilde_expand(fwd_agent), tokens)),
+        values={k: list(v) for k, v in config.values.items()},
     )
 
 
 def dump(r: Resolved) -> str:
     """``ssh -G`` lines for the keys pyssh supports, in ssh's order and spelling."""
     level = {"DEBUG1": "DEBUG", "QUIET": "SILENT"}.get(r.log_level, r.log_level)
+    from protocol.ssh_login import dump_lines
+
+    auth = dump_lines(r)
+    fwd = dump_forwards(forward_options(r.values))  # protocol/forward_spec.py
+    from protocol.session_options import dump_lines as session_lines
+
+    sess = session_lines(r.values)
+    from protocol.ssh_main import client_algorithms
+
+    algs = {k: f"{k} {','.join(v)}" for k, v in client_algorithms(r).items()}
+    forward_agent = r.forward_agent_path or (r.values.get("forwardagent") or ["no"])[0]
     lines = [f"host {r.host}", f"user {r.user}", f"hostname {r.hostname}", f"port {r.port}",
              f"addressfamily {r.address_family}",
              f"batchmode {'yes' if r.batch_mode else 'no'}",
+             *auth.get("canon_first", []),
+             *fwd[:3],
+             *auth.get("hashknownhosts", []),
              f"identitiesonly {'yes' if r.identities_only else 'no'}",
+             *auth.get("kbdinteractiveauthentication", []),
+             *auth.get("passwordauthentication", []),
+             *auth.get("pubkeyauthentication", []),
+             *sess["tty"],
              f"stricthostkeychecking {r.strict_host_key_checking}",
-             f"loglevel {level}"]
+             *sess["tcpkeepalive"],
+             *auth.get("updatehostkeys", []),
+             *auth.get("canon_dots", []),
+             *auth.get("numberofpasswordprompts", []),
+             *sess["serveralive"],
+             *([f"bindaddress {r.bind_address}"] if r.bind_address is not None else []),
+             algs["ciphers"], algs["hostkeyalgorithms"],
+             *([f"identityagent {r.identity_agent}"] if r.identity_agent is not None else []),
+             *auth.get("kbdinteractivedevices", []),
+             algs["kexalgorithms"], algs["casignaturealgorithms"],
+             f"loglevel {level}", algs["macs"],
+             *auth.get("preferredauthentications", []),
+             algs["pubkeyacceptedalgorithms"]]
+    lines += fwd[3:]
     lines += [f"identityfile {f}" for f in r.identity_files]
+    lines += auth.get("canon_domains", [])
+    lines += auth.get("certificatefile", [])
     lines += [f"globalknownhostsfile {' '.join(r.global_known_hosts)}",
               f"userknownhostsfile {' '.join(r.user_known_hosts)}",
-              f"connecttimeout {'none' if r.connect_timeout is None else r.connect_timeout}"]
+              *sess["env"],
+              *auth.get("addkeystoagent", []),
+              f"forwardagent {forward_agent}",
+              f"connecttimeout {'none' if r.connect_timeout is None else r.connect_timeout}",
+              *sess["escapechar"]]
+    lines += auth.get("proxy", [])
     return "".join(line + "\n" for line in lines)
 
 
 #: The keywords ``dump`` prints (what tests compare with ``ssh -G``).
 DUMPED_KEYS = ("host", "user", "hostname", "port", "addressfamily", "batchmode",
+               "requesttty", "sessiontype", "stdinnull", "forkafterauthentication",
+               "tcpkeepalive", "serveralivecountmax", "serveraliveinterval", "sendenv",
+               "setenv", "escapechar",
                "identitiesonly", "stricthostkeychecking", "loglevel", "identityfile",
-               "globalknownhostsfile", "userknownhostsfile", "connecttimeout")
+               "globalknownhostsfile", "userknownhostsfile", "connecttimeout",
+               "hashknownhosts", "kbdinteractiveauthentication", "passwordauthentication",
+               "pubkeyauthentication", "updatehostkeys", "numberofpasswordprompts",
+               "bindaddress", "identityagent", "preferredauthentications", "certificatefile",
+               "addkeystoagent", "proxycommand", "proxyjump", "canonicalizefallbacklocal",
+               "canonicalizehostname", "canonicalizemaxdots", "canonicaldomains",
+               "kbdinteractivedevices",
+               "clearallforwardings", "exitonforwardfailure", "gatewayports", "dynamicforward",
+               "localforward", "remoteforward", "forwardagent", "ciphers", "hostkeyalgorithms",
+               "kexalgorithms", "casignaturealgorithms", "macs", "pubkeyacceptedalgorithms")

@@ -12,11 +12,10 @@ import asyncio
 import os
 import socket
 import sys
-import threading
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from keytools.errors import ConnectionClosed, ConnectionTimeout, SshError
-from protocol.agent_keys import KeySource, collect_keys
 from protocol.errors import (
     AuthenticationFailed,
     ConnectFailed,
@@ -39,9 +38,11 @@ from protocol.ssh_config import (
 )
 from protocol.ssh_log import LEVELS, Log
 
+if TYPE_CHECKING:
+    from protocol.session_options import SessionPlan
+
 PROGNAME = "ssh"
 EXIT_FAILURE = 255
-STDIN_CHUNK = 1 << 16
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,15 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     for note in ctx.notes:
         log.verbose(note)
     if args.dump_config:
-        sys.stdout.write(dump(resolved))
+        try:
+            text = dump(resolved)
+        except ConfigError as exc:
+            log.fatal(exc.message)
+            return EXIT_FAILURE
+        sys.stdout.write(text)
         sys.stdout.flush()
         return 0
     for ignored in args.ignored:
+        if ignored in ("-f", "-s") or ignored.startswith("-e "):
+            continue  # read by protocol/session_options.flag_values
         log.debug(f"pyssh: option {ignored} is not supported yet; ignored")
-    if resolved.bind_address is not None:
-        log.error("pyssh: BindAddress (-b) is not supported yet; ignored")
-    if args.forward_agent:
-        log.verbose("pyssh: agent forwarding (-A) is not supported yet")
     try:
         return asyncio.run(session_main(args, resolved, log))
     except KeyboardInterrupt:
@@ -100,7 +104,8 @@ def configure(args: SshArgs) -> tuple[Resolved, ConfigContext]:
     user, host, uri_port = split_destination(args.destination)
     if not host:
         raise ConfigError("Could not resolve hostname : Name or service not known")
-    ctx = ConfigContext(host=host.lower(), original_host=host.lower(), local_user=local_user())
+    # Host lines see the name as typed (readconf matches them case-sensitively).
+    ctx = ConfigContext(host=host, original_host=host.lower(), local_user=local_user())
     config = SshConfig()
     login = args.login or user
     if login is not None:
@@ -134,16 +139,33 @@ def configure(args: SshArgs) -> tuple[Resolved, ConfigContext]:
                               "within a command-line option")
         config.apply(keyword, words, "command-line line 0", ctx)
     if args.forward_agent is not None:
-        config.values.setdefault("forwardagent", ["yes" if args.forward_agent else "no"])
+        # -A/-a set ssh's forward_agent flag outright (the last of them wins, over any -o
+        # ForwardAgent, before or after it); a socket path from -o stays as ssh keeps it.
+        config.values["forwardagent"] = ["yes" if args.forward_agent else "no"]
+    from protocol.session_options import flag_values  # -t -T -N -n -f -s -e win over -o
+
+    config.values.update(flag_values(args))
     if args.config_file is not None and args.config_file != "none" \
             and not os.path.exists(args.config_file):
         raise ConfigError(f"Can't open user config file {args.config_file}: "
                           "No such file or directory")
     _read_files(config, args, ctx)
-    if ctx.saw_final:  # ssh reads everything again for "Match final" blocks
-        ctx.final = True
+    from protocol.ssh_canon import canonicalize  # CanonicalizeHostname
+
+    if canonicalize(config, ctx, host) or ctx.saw_final:
+        ctx.final = True  # ssh reads everything again (Match canonical/final hold)
         _read_files(config, args, ctx)
-    return finish(config, host, host.lower()), ctx
+    resolved = finish(config, host, host.lower())
+    path = resolved.forward_agent_path
+    if path is not None and not os.path.exists(path):
+        # ssh.c stats the path once the options are final (even for -G).
+        message = f"Cannot forward agent socket path \"{path}\": No such file or directory"
+        from protocol.forward_spec import forward_options
+
+        if forward_options(resolved.values).exit_on_forward_failure:
+            raise ConfigError(message)
+        ctx.warnings.append(message)
+    return resolved, ctx
 
 
 def _read_files(config: SshConfig, args: SshArgs, ctx: ConfigContext) -> None:
@@ -194,17 +216,46 @@ def algorithm_list(spec: str | None, default: tuple[str, ...], known: Collection
     return names
 
 
-def _transport_config(r: Resolved, host_keys: tuple[str, ...]) -> object:
+#: ssh's default MAC order (myproposal.h KEX_CLIENT_MAC) without the umac MACs pyssh lacks;
+#: the transport's own default puts the SHA-1 ETM MAC later.
+CLIENT_MACS = ("hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com",
+               "hmac-sha1-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512", "hmac-sha1")
+
+
+def client_algorithms(r: Resolved) -> dict[str, tuple[str, ...]]:
+    """The algorithm lists pyssh uses (and ``-G`` prints), by ssh -G keyword: ssh's
+    defaults minus what pyssh lacks (sntrup761, umac, security-key host keys), with the
+    Ciphers/MACs/KexAlgorithms/HostKeyAlgorithms specs applied; ConfigError on a bad one.
+    PubkeyAcceptedAlgorithms and CASignatureAlgorithms are not configurable in pyssh:
+    they are the key types pyssh can verify."""
     from protocol.ciphers import CIPHERS, MACS
     from protocol.kex import METHODS, Preferences
-    from protocol.transport import TransportConfig
+    from protocol.kex.hostkey import CERT_SUFFIX
+    from protocol.kex.kexinit import DEFAULT_HOST_KEY_ALGORITHMS
 
     prefs = Preferences()
+    known_host_algs = set(DEFAULT_HOST_KEY_ALGORITHMS) | {
+        a.removesuffix(CERT_SUFFIX) for a in DEFAULT_HOST_KEY_ALGORITHMS}
+    return {
+        "ciphers": algorithm_list(r.ciphers, prefs.ciphers, CIPHERS, "cipher"),
+        "hostkeyalgorithms": algorithm_list(r.host_key_algorithms, DEFAULT_HOST_KEY_ALGORITHMS,
+                                            known_host_algs, "HostKeyAlgorithms"),
+        "kexalgorithms": algorithm_list(r.kex, prefs.kex, METHODS, "KexAlgorithms"),
+        "casignaturealgorithms": tuple(a for a in DEFAULT_HOST_KEY_ALGORITHMS
+                                       if not a.endswith(CERT_SUFFIX)),
+        "macs": algorithm_list(r.macs, CLIENT_MACS, MACS, "mac"),
+        "pubkeyacceptedalgorithms": DEFAULT_HOST_KEY_ALGORITHMS,
+    }
+
+
+def _transport_config(algorithms: dict[str, tuple[str, ...]],
+                      host_keys: tuple[str, ...]) -> object:
+    from protocol.kex import Preferences
+    from protocol.transport import TransportConfig
+
     return TransportConfig(algorithms=Preferences(
-        kex=algorithm_list(r.kex, prefs.kex, METHODS, "KexAlgorithms"),
-        ciphers=algorithm_list(r.ciphers, prefs.ciphers, CIPHERS, "cipher"),
-        macs=algorithm_list(r.macs, prefs.macs, MACS, "mac"),
-        host_key=host_keys, compression=("none",)))
+        kex=algorithms["kexalgorithms"], ciphers=algorithms["ciphers"],
+        macs=algorithms["macs"], host_key=host_keys, compression=("none",)))
 
 
 def _addresses(r: Resolved) -> list[str]:
@@ -224,93 +275,50 @@ def _addresses(r: Resolved) -> list[str]:
     return found
 
 
-def _agent_socket(r: Resolved) -> str | None:
-    agent = r.identity_agent
-    if agent is None or agent == "SSH_AUTH_SOCK":
-        return os.environ.get("SSH_AUTH_SOCK")
-    if agent.startswith("$"):
-        return os.environ.get(agent[1:])
-    return agent
-
-
 async def session_main(args: SshArgs, r: Resolved, log: Log) -> int:
-    from protocol.client import connect
-    from protocol.kex.kexinit import DEFAULT_HOST_KEY_ALGORITHMS
-
     known_files = r.user_known_hosts + r.global_known_hosts
-    if not args.no_command:
-        _tty_notice(args, log)  # ssh decides (and says so) before connecting
+    plan = _tty_notice(args, r, log)  # ssh decides (and says so) before connecting
+    if plan is None:
+        return EXIT_FAILURE
     try:
-        from protocol.kex.hostkey import CERT_SUFFIX
-
-        known_host_algs = set(DEFAULT_HOST_KEY_ALGORITHMS) | {
-            a.removesuffix(CERT_SUFFIX) for a in DEFAULT_HOST_KEY_ALGORITHMS}
-        host_algs = order_host_key_algorithms(known_files, r.hostname, r.port, algorithm_list(
-            r.host_key_algorithms, DEFAULT_HOST_KEY_ALGORITHMS, known_host_algs,
-            "HostKeyAlgorithms"))
-        config = _transport_config(r, host_algs)
-        addresses = _addresses(r)
+        algorithms = client_algorithms(r)
+        host_algs = algorithms["hostkeyalgorithms"]
+        if r.host_key_algorithms is None or r.host_key_algorithms[:1] in ("+", "-"):
+            # sshconnect2.c: known_hosts order only while HostKeyAlgorithms is the
+            # default, or the default with names appended ("+") or removed ("-").
+            host_algs = order_host_key_algorithms(known_files, r.hostname, r.port, host_algs)
+        config = _transport_config(algorithms, host_algs)
     except ConfigError as exc:
         log.error(exc.message)
         return EXIT_FAILURE
     policy = HostKeyPolicy(hostname=r.hostname, port=r.port, strict=r.strict_host_key_checking,
                            user_files=r.user_known_hosts, global_files=r.global_known_hosts,
                            batch_mode=r.batch_mode, log=log)
-    keys = _keys(r, log)
-    for signer in keys.signers:
-        log.debug(f"Will attempt key: {signer.comment} {signer.key.type_label} "
-                  f"{_fingerprint(signer.key)}{' agent' if signer.from_agent else ''}")
+    from protocol.ssh_login import forward_agent_target, login
+
     try:
-        for n, address in enumerate(addresses, 1):
-            log.debug(f"Connecting to {r.hostname} [{address}] port {r.port}.")
-            try:
-                conn = await connect(
-                    address, r.port, username=r.user, known_host_check=policy.check,
-                    keys=keys.signers, config=config,  # type: ignore[arg-type]
-                    timeout=None if r.connect_timeout is None else float(r.connect_timeout))
-                break
-            except ConnectFailed as exc:
-                if n == len(addresses):
-                    _report(exc, r, log)
-                    return EXIT_FAILURE
-                log.debug(f"connect to address {address} port {r.port}: {exc.reason}")
-            except SshError as exc:
-                _report(exc, r, log)
-                return EXIT_FAILURE
-        else:
-            return EXIT_FAILURE
-        log.verbose(f"Authenticated to {r.hostname} ([{address}]:{r.port}) using "
-                    f"\"{conn.auth.method}\".")
-        try:
-            return await run_remote(conn, args, log)
-        except SshError as exc:
-            _report(exc, r, log)
-            return EXIT_FAILURE
-        finally:
-            await conn.close()
+        conn, address = await login(
+            r, log, policy=policy, transport_config=config,
+            addresses=lambda: _addresses(r), config_file=args.config_file,
+            verbose=args.verbose)
+    except SshError as exc:
+        _report(exc, r, log)
+        return EXIT_FAILURE
+    log.verbose(f"Authenticated to {r.hostname} ([{address}]:{r.port}) using "
+                f"\"{conn.auth.method}\".")
+    try:
+        from protocol.forward_client import run_forwarding  # -L -R -D -W -A
+
+        forwarded = await run_forwarding(conn.channels, r.values, log,
+                                         agent=forward_agent_target(r))
+        if forwarded is not None:
+            return forwarded
+        return await run_remote(conn, plan, log)
+    except SshError as exc:
+        _report(exc, r, log)
+        return EXIT_FAILURE
     finally:
-        keys.close()
-
-
-def _fingerprint(key: object) -> str:
-    from keytools.fingerprint import fingerprint
-    from keytools.public import PublicKey
-
-    assert isinstance(key, PublicKey)
-    return fingerprint(key)
-
-
-def _keys(r: Resolved, log: Log) -> KeySource:
-    """Missing -i files were dropped already (with ssh's warning); missing configured or
-    default files are skipped silently, as ssh does."""
-    def ask(prompt: str) -> str | None:
-        from keytools.cli.prompt import read_passphrase
-
-        return read_passphrase(prompt)
-
-    return collect_keys(r.identity_paths, identities_only=r.identities_only,
-                        agent_socket=_agent_socket(r), explicit=frozenset(), log=log,
-                        ask=None if r.batch_mode else ask)
+        await conn.close()
 
 
 def _report(exc: SshError, r: Resolved, log: Log) -> None:
@@ -337,92 +345,23 @@ def _report(exc: SshError, r: Resolved, log: Log) -> None:
 # -- the session ------------------------------------------------------------------------
 
 
-async def run_remote(conn: object, args: SshArgs, log: Log) -> int:
-    """Exec the command (or start a shell), stream the three streams, return the status."""
-    from protocol.channels import EXTENDED_STDERR
-    from protocol.client import Connection
+async def run_remote(conn: object, plan: SessionPlan, log: Log) -> int:
+    """The session (exec, shell, subsystem or none with -N), in protocol/session_client."""
+    from protocol.session_client import run_session
 
-    assert isinstance(conn, Connection)
-    if args.no_command:
-        await conn.transport.wait_closed()
-        return 0
-    session = await conn.open_session()
-    if args.command:
-        await session.exec(" ".join(args.command))
-    elif not await session.request("shell"):
-        log.fatal("shell request failed on channel 0")
-        return EXIT_FAILURE
+    return await run_session(conn, plan, log)
 
-    async def pump_out(stream: int, fd: int) -> None:
-        broken = False
-        while chunk := await session.read(stream):
-            if broken:
-                continue
-            try:
-                _write_all(fd, chunk)
-            except OSError:
-                broken = True
 
-    feeder = asyncio.create_task(_feed_stdin(session, args.stdin_null))
+def _tty_notice(args: SshArgs, r: Resolved, log: Log) -> SessionPlan | None:
+    """ssh.c's decisions before connecting (pty, -f, -e), with its messages."""
+    from protocol.session_options import SessionError, plan_session
+
     try:
-        await asyncio.gather(pump_out(0, 1), pump_out(EXTENDED_STDERR, 2))
-        await session.wait_closed()
-    finally:
-        feeder.cancel()
-    if session.exit_status is not None:
-        return session.exit_status
-    return EXIT_FAILURE
-
-
-def _tty_notice(args: SshArgs, log: Log) -> None:
-    """ssh.c's tty decision, for its messages; pyssh never allocates a pty yet."""
-    want = args.tty > 0 or (not args.command and args.tty != -1)
-    if not os.isatty(0) and args.tty < 2:
-        if want:
-            log.info("Pseudo-terminal will not be allocated because stdin is not a terminal.")
-    elif want:
-        log.verbose("pyssh: pseudo-terminals are not supported yet; running without one")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-async def _feed_stdin(session: object, stdin_null: bool) -> None:
-    """Copy our stdin to the channel, then send EOF (at once with -n)."""
-    from protocol.channels import SessionChannel
-
-    assert isinstance(session, SessionChannel)
-    if stdin_null:
-        session.send_eof()
-        return
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=8)
-
-    def reader() -> None:
-        # A daemon thread: a blocking read of a terminal must not keep pyssh alive.
-        while True:
-            try:
-                chunk = os.read(0, STDIN_CHUNK)
-            except OSError:
-                chunk = b""
-            try:
-                asyncio.run_coroutine_threadsafe(queue.put(chunk), loop).result()
-            except Exception:
-                return
-            if not chunk:
-                return
-
-    threading.Thread(target=reader, name="pyssh-stdin", daemon=True).start()
-    try:
-        while chunk := await queue.get():
-            await session.write(chunk)
-        session.send_eof()
-    except SshError:
-        return  # the command ended (or the channel closed) before reading all its input
+        return plan_session(args, r, log)
+    except SessionError as exc:
+        if exc.message:
+            log.fatal(exc.message)
+        return None
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -434,4 +373,4 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-__all__ = ["algorithm_list", "configure", "main", "run"]
+__all__ = ["CLIENT_MACS", "algorithm_list", "client_algorithms", "configure", "main", "run"]

@@ -285,10 +285,10 @@ def test_log_file_and_quiet(env: Env, tmp_path: Path) -> None:
 
 def test_unsupported_option_warns_and_continues(env: Env, tmp_path: Path) -> None:
     kh = known(env, tmp_path)
-    out = pyssh(*common(env, kh, "yes"), "-o", "HashKnownHosts=yes", "-i", str(env.key),
+    out = pyssh(*common(env, kh, "yes"), "-o", "VerifyHostKeyDNS=no", "-i", str(env.key),
                 "root@127.0.0.1", "echo ok")
     assert (out.returncode, out.stdout) == (0, "ok\n")
-    assert out.stderr == 'command-line line 0: Unsupported option "HashKnownHosts"\r\n'
+    assert out.stderr == 'command-line line 0: Unsupported option "VerifyHostKeyDNS"\r\n'
     real, ours = compare(env, [*common(env, kh, "yes"), "-o", "NoSuchOption=1",
                                "root@127.0.0.1", "true"])
     assert ours.returncode == real.returncode == 255
@@ -346,3 +346,35 @@ def test_ask_on_terminal_like_ssh(answer: bytes, env: Env, tmp_path: Path) -> No
         assert kh.exists() == (answer == b"yes\n")
     assert results["ours"] == results["real"]
     assert b"Are you sure you want to continue connecting" in results["ours"][1]
+
+
+def test_known_hosts_orders_host_key_algorithms_like_ssh(tmp_path: Path) -> None:
+    """A server with an Ed25519 and an ECDSA host key, known_hosts listing only the ECDSA
+    one: ssh puts the known key's algorithm first only while HostKeyAlgorithms is the
+    default (or the default with "+"/"-"); an explicit list or "^" keeps the given order,
+    so Ed25519 is negotiated and the unknown key fails StrictHostKeyChecking=yes."""
+    ecdsa = keygen(tmp_path / "host_ecdsa", "ecdsa")
+    key = keygen(tmp_path / "id_user")
+    server = start_sshd(tmp_path / "sshd", f"AuthorizedKeysFile {key}.pub\n"
+                        f"HostKey {ecdsa}\n")
+    try:
+        kh = tmp_path / "known_hosts"
+        pub = Path(f"{ecdsa}.pub").read_text().split()
+        kh.write_text(f"[127.0.0.1]:{server.port} {pub[0]} {pub[1]}\n")
+        base = ["-F", "/dev/null", "-p", str(server.port), "-o", "BatchMode=yes",
+                "-o", f"UserKnownHostsFile={kh}", "-o", "GlobalKnownHostsFile=/dev/null",
+                "-o", "StrictHostKeyChecking=yes", "-i", str(key)]
+        outcomes = set()
+        for spec in ([], ["-o", "HostKeyAlgorithms=ssh-ed25519,ecdsa-sha2-nistp256"],
+                     ["-o", "HostKeyAlgorithms=-rsa-sha2-256"],
+                     ["-o", "HostKeyAlgorithms=+ssh-ed25519"],
+                     ["-o", "HostKeyAlgorithms=^ssh-ed25519"]):
+            args = [*base, *spec, "root@127.0.0.1", "true"]
+            real, ours = real_ssh(*args), pyssh(*args)
+            verdict = (real.returncode, "Host key verification failed." in real.stderr)
+            assert (ours.returncode, "Host key verification failed." in ours.stderr) == \
+                verdict, (spec, ours.stderr, real.stderr)
+            outcomes.add(verdict)
+        assert outcomes == {(0, False), (255, True)}
+    finally:
+        server.stop()
