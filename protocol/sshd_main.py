@@ -1,4 +1,4 @@
-"""``pysshd``: sshd's command line over protocol.server (unprivileged, current user only).
+"""``pysshd``: sshd's command line over protocol.listener and protocol.server.
 
 ``pysshd [-DdeqtTV] [-E log_file] [-f config_file] [-h host_key_file] [-o option]
 [-p port]``. Messages and exit statuses are sshd's: 255 for a bad configuration or
@@ -7,31 +7,32 @@ command line, 1 when no host key can be loaded.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import getopt
 import logging
 import os
-import signal
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from keytools.errors import SshError
 
 if TYPE_CHECKING:
-    from keytools.private import PrivateKey
+    from protocol.listener import Listener
+    from protocol.signer import Signer
     from protocol.sshd_config import ServerConfig
 
 DEFAULT_CONFIG = "/etc/ssh/sshd_config"
+#: where syslog(3) sends its messages
+SYSLOG_SOCKET = "/dev/log"
 USAGE = (
     "usage: pysshd [-46DdeGiqTtV] [-C connection_spec] [-c host_cert_file]\n"
     "            [-E log_file] [-f config_file] [-g login_grace_time]\n"
     "            [-h host_key_file] [-o option] [-p port] [-u len]"
 )
-VERSION = "pyssh 0.1 (OpenSSH-compatible pysshd), unprivileged mode"
+VERSION = "pyssh 0.1 (OpenSSH-compatible pysshd)"
+_VERBOSE = 15  # = protocol.sshd_config.VERBOSE (this module imports sshd_config lazily)
 _LEVELS = {"QUIET": logging.CRITICAL + 10, "FATAL": logging.CRITICAL, "ERROR": logging.ERROR,
-           "INFO": logging.INFO, "VERBOSE": logging.INFO, "DEBUG": logging.DEBUG,
+           "INFO": logging.INFO, "VERBOSE": _VERBOSE, "DEBUG": logging.DEBUG,
            "DEBUG2": logging.DEBUG, "DEBUG3": logging.DEBUG}
 
 
@@ -52,6 +53,7 @@ class Options:
     ports: list[int] = field(default_factory=list)
     host_keys: list[str] = field(default_factory=list)
     options: list[str] = field(default_factory=list)
+    connection_spec: str | None = None  # -C, for -T's Match evaluation
 
 
 def _say(text: str) -> None:
@@ -93,6 +95,8 @@ def parse_args(argv: list[str]) -> Options:
             opts.ports.append(int(value))
         elif flag == "-h":
             opts.host_keys.append(value)
+        elif flag == "-C":
+            opts.connection_spec = value
         elif flag == "-o":
             opts.options.append(value)
         elif flag == "-g":
@@ -102,39 +106,59 @@ def parse_args(argv: list[str]) -> Options:
     return opts
 
 
+class SshdFormatter(logging.Formatter):
+    """sshd's log.c line: "debug1: " before debug lines; through syslog also "error: " /
+    "fatal: " and the tag ``pysshd[pid]: `` of the process that logs (a connection
+    process logs its own pid, as syslog(3)'s LOG_PID does)."""
+
+    def __init__(self, syslog: bool = False) -> None:
+        super().__init__("%(message)s")
+        self.syslog = syslog
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno <= logging.DEBUG:
+            text = "debug1: " + text
+        elif self.syslog and record.levelno >= logging.CRITICAL:
+            text = "fatal: " + text
+        elif self.syslog and record.levelno >= logging.ERROR:
+            text = "error: " + text
+        if self.syslog:
+            text = f"pysshd[{record.process or os.getpid()}]: {text}"
+        return text
+
+
 def _setup_logging(opts: Options, level_name: str) -> None:
+    """sshd's log_init(): -E appends to a file, -e and -d write to stderr (lines end in
+    CR LF), otherwise syslog (/dev/log, facility AUTH), also with -D."""
     level = _LEVELS.get(level_name, logging.INFO)
     if opts.debug:
         level = logging.DEBUG
     if opts.quiet:
         level = _LEVELS["QUIET"]
     handler: logging.Handler
-    if opts.log_file is not None:
-        handler = logging.FileHandler(opts.log_file)
-    elif opts.stderr or opts.debug or not os.path.exists("/dev/log"):
-        handler = logging.StreamHandler(sys.stderr)
+    if opts.log_file is not None or opts.stderr or opts.debug \
+            or not os.path.exists(SYSLOG_SOCKET):
+        # -E: sshd writes the stderr lines to the file (log_redirect_stderr_to())
+        stream: logging.StreamHandler[Any] = logging.StreamHandler(sys.stderr) \
+            if opts.log_file is None else logging.FileHandler(opts.log_file)
+        stream.terminator = "\r\n"
+        stream.setFormatter(SshdFormatter())
+        handler = stream
     else:
         from logging.handlers import SysLogHandler
 
-        handler = SysLogHandler(address="/dev/log", facility=SysLogHandler.LOG_AUTH)
-        handler.ident = f"pysshd[{os.getpid()}]: "
-    handler.setFormatter(logging.Formatter("%(message)s"))
+        class SshdSysLog(SysLogHandler):
+            def mapPriority(self, levelName: str) -> str:  # logging's name
+                return "info" if levelName == "VERBOSE" else super().mapPriority(levelName)
+
+        handler = SshdSysLog(address=SYSLOG_SOCKET, facility=SysLogHandler.LOG_AUTH)
+        handler.setFormatter(SshdFormatter(syslog=True))
+    logging.addLevelName(_VERBOSE, "VERBOSE")
     root = logging.getLogger("pyssh")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
-
-
-def _load_host_keys(paths: tuple[str, ...]) -> list[PrivateKey]:
-    from keytools.keyfile import load_private
-
-    keys: list[PrivateKey] = []
-    for path in paths:
-        try:
-            keys.append(load_private(path, None)[0])
-        except SshError as exc:
-            _say(f"Unable to load host key \"{path}\": {exc}")
-    return keys
 
 
 def _daemonize() -> None:
@@ -150,36 +174,74 @@ def _daemonize() -> None:
         os.close(fd)
 
 
-async def _serve(config: ServerConfig, keys: list[PrivateKey], pid_file: str | None) -> None:
+def _serve(config: ServerConfig, keys: list[Signer], pid_file: str | None,
+           once: bool = False) -> int:
+    """The listener (protocol.listener): one process per connection, privilege
+    separation when we are root (protocol.privsep). ``once`` (-d): serve the first
+    connection in this process, then exit, as sshd -d does."""
+    from protocol.listener import Listener
     from protocol.server import Server
 
-    server = Server(config, keys)
-    await server.start()
-    if pid_file is not None:
-        with contextlib.suppress(OSError), open(pid_file, "w") as f:
-            f.write(f"{os.getpid()}\n")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop.set)
+    if os.geteuid() == 0:
+        from protocol.privsep import preload
+
+        preload()  # the network child chroots: nothing can be imported after that
+    listener = Listener(Server(config, keys), pid_file)
+    listener.bind()
+    if once:
+        return _serve_one(listener)
+    return listener.run()
+
+
+def _serve_one(listener: Listener) -> int:
+    """sshd -d: accept one connection, close the listening sockets, serve it here."""
+    import selectors
+    import socket
+
+    selector = selectors.DefaultSelector()
+    for listen in listener.sockets:
+        selector.register(listen, selectors.EVENT_READ)
+    sock: socket.socket | None = None
     try:
-        await stop.wait()
-        logging.getLogger("pyssh.sshd").info("Received signal; terminating.")
+        while sock is None:
+            for key, _ in selector.select():
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
+                try:
+                    sock, _peer = ready.accept()
+                    break
+                except (BlockingIOError, InterruptedError):
+                    continue
     finally:
-        await server.close()
-        if pid_file is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(pid_file)
+        selector.close()
+        for listen in listener.sockets:
+            listen.close()
+    sock.setblocking(True)
+    with sock:
+        return listener.server.run_connection(sock)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from protocol.sshd_config import BadCommandLineOption, dump_config, parse_config
+    from protocol.sshd_config import (
+        BadCommandLineOption,
+        ConfigError,
+        parse_config,
+        resolve_listeners,
+    )
 
     try:
         opts = parse_args(list(sys.argv[1:] if argv is None else argv))
     except Usage as exc:
         _say(exc.message)
         return 1
+    if opts.connection_spec is not None:  # sshd checks -C while reading its options
+        from protocol.sshd_match import parse_test_spec
+
+        try:
+            parse_test_spec(opts.connection_spec)
+        except SshError as exc:
+            sys.stderr.write(exc.message + "\n")
+            return 1
     try:
         with open(opts.config_file, encoding="utf-8", errors="surrogateescape") as f:
             text = f.read()
@@ -189,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = parse_config(text, opts.config_file, options=opts.options, ports=opts.ports,
                               host_keys=opts.host_keys)
+        config = resolve_listeners(config)  # process_queued_listen_addrs()
     except BadCommandLineOption as exc:
         _say(exc.message)
         return 1
@@ -198,20 +261,40 @@ def main(argv: list[str] | None = None) -> int:
     for warning in config.warnings:
         if not opts.quiet:
             _say(warning)
+    from protocol.server_policy import check_methods
+
+    messages, unsatisfiable = check_methods(config)
+    if messages:
+        _say("\n".join(messages))
+    if unsatisfiable:
+        return 255
     if opts.dump:
-        sys.stdout.write(dump_config(config))
+        from protocol.sshd_config import dump_for_spec
+
+        try:
+            sys.stdout.write(dump_for_spec(config, opts.connection_spec))
+        except ConfigError as exc:  # a Match line -T cannot decide: fatal, 255
+            _say(exc.message)
+            return 255
+        except SshError as exc:  # a bad -C spec: sshd's fprintf, exit 1
+            sys.stderr.write(exc.message + "\n")
+            return 1
         return 0
-    keys = _load_host_keys(config.host_keys)
+    from protocol.host_keys import load_host_signers
+
+    keys = load_host_signers(config, _say)
     if not keys:
         _say("pysshd: no hostkeys available -- exiting.")
         return 1
     if opts.test:
         return 0
     _setup_logging(opts, config.log_level)
+    logging.getLogger("pyssh.sshd").debug("pysshd version %s", VERSION)  # as sshd's first
     if not opts.foreground:
         _daemonize()
     try:
-        asyncio.run(_serve(config, keys, None if opts.debug else config.pid_file))
+        return _serve(config, keys, None if opts.debug else config.pid_file,
+                      once=bool(opts.debug))
     except SshError as exc:
         logging.getLogger("pyssh.sshd").critical("%s", exc.message)
         print(exc.message, file=sys.stderr)

@@ -85,8 +85,19 @@ def start_pysshd(directory: Path, config_text: str, *, args: tuple[str, ...] = (
     port = free_port() if port is None else port
     (directory / "client").mkdir(mode=0o700, exist_ok=True)
     config = directory / "sshd_config"
+    # StrictModes no after the caller's global lines (their own StrictModes wins) but
+    # before any Match block: test files live under the world-writable /tmp, which
+    # StrictModes refuses as sshd does
+    # PerSourcePenalties no (as OpenSSH's regress tests): every refused login from
+    # 127.0.0.1 would add up to a penalty; a later line with durations turns them on
+    lines = config_text.splitlines(keepends=True)
+    first_match = next((i for i, line in enumerate(lines)
+                        if line.strip().lower().startswith("match")), len(lines))
+    config_text = "".join(lines[:first_match]) + "\nStrictModes no\n" \
+        + "".join(lines[first_match:])
     config.write_text(f"ListenAddress 127.0.0.1\nPort {port}\n"
-                      f"PidFile {directory / 'pysshd.pid'}\n" + config_text)
+                      f"PidFile {directory / 'pysshd.pid'}\nPerSourcePenalties no\n"
+                      + config_text)
     log = directory / "pysshd.log"
     with open(log, "wb") as log_file:
         proc = subprocess.Popen([*PYSSHD, "-f", str(config), *args], stdout=log_file,

@@ -42,7 +42,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PysshdServer]:
     assert krl.returncode == 0, krl.stderr
     srv = start_pysshd(d, f"HostKey {d / 'host'}\nAuthorizedKeysFile {d}/authorized_keys\n"
                           f"TrustedUserCAKeys {d / 'ca.pub'}\nRevokedKeys {d / 'revoked.krl'}\n"
-                          "LogLevel VERBOSE\nLoginGraceTime 30\nAcceptEnv LC_* FOO\n")
+                          "LogLevel VERBOSE\nLoginGraceTime 30\nAcceptEnv LC_* FOO\n"
+                          "PasswordAuthentication no\nKbdInteractiveAuthentication no\n")
     yield srv
     srv.stop()
 

@@ -47,8 +47,9 @@ class WrongSigner:
 def _config(tmp_path: Path, keys: list[PrivateKey], **changes: object) -> ServerConfig:
     ak = tmp_path / "authorized_keys"
     ak.write_text("".join(k.public.openssh() + "\n" for k in keys))
+    # StrictModes no: tmp_path is under the world-writable /tmp, which sshd would refuse
     base = ServerConfig(listen_addresses=(("127.0.0.1", free_port()),),
-                        authorized_keys_files=(str(ak),))
+                        authorized_keys_files=(str(ak),), strict_modes=False)
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
@@ -146,7 +147,7 @@ def test_unknown_user_and_bad_key_get_the_same_reply(tmp_path: Path) -> None:
                 await authenticate(t, user, keys=[signer])
             refusals.append(info.value.methods)
             await t.close()
-        assert refusals == [("publickey",)] * 3
+        assert refusals == [("publickey", "password", "keyboard-interactive")] * 3
 
     _run(_config(tmp_path, [key]), client)
 
@@ -191,3 +192,43 @@ def test_stalled_client_does_not_block_another(tmp_path: Path) -> None:
 
     _run(_config(tmp_path, [key]), client)
 
+
+
+@pytest.mark.parametrize(("options", "cert_options", "permitted"), [
+    ("", None, True),
+    ("no-user-rc ", None, False),
+    ("restrict ", None, False),
+    ("restrict,user-rc ", None, True),
+    ("cert-authority ", (), True),
+    ("cert-authority ", ("-O", "no-user-rc"), False),
+])
+def test_authorization_permit_user_rc(tmp_path: Path, options: str,
+                                      cert_options: tuple[str, ...] | None,
+                                      permitted: bool) -> None:
+    """Authorization.permit_user_rc: the key's options and the certificate's
+    permit-user-rc extension must both allow ~/.ssh/rc."""
+    from keytools.keyfile import load_public
+    from protocol.authorized import KeyAuthorizer
+    from tests.helpers import run, tool_path
+
+    for name in ("ca", "id"):
+        made = run([tool_path("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f",
+                    str(tmp_path / name)])
+        assert made.returncode == 0, made.stderr
+    listed = tmp_path / ("ca.pub" if cert_options is not None else "id.pub")
+    key = load_public(str(tmp_path / "id.pub"))[0]
+    if cert_options is not None:
+        made = run([tool_path("ssh-keygen"), "-q", "-s", str(tmp_path / "ca"), "-I", "t",
+                    "-n", USER, *cert_options, str(tmp_path / "id.pub")])
+        assert made.returncode == 0, made.stderr
+        key = load_public(str(tmp_path / "id-cert.pub"))[0]
+    (tmp_path / "ak").write_text(options + listed.read_text())
+    config = ServerConfig(authorized_keys_files=(str(tmp_path / "ak"),), strict_modes=False)
+    found = KeyAuthorizer(config, pwd.getpwuid(os.getuid()), "127.0.0.1").authorize(key)
+    assert found is not None
+    assert found.permit_user_rc is permitted
+    if cert_options is not None:
+        # CASignatureAlgorithms without the CA's algorithm: not accepted here either
+        narrowed = replace(config, ca_signature_algorithms=("rsa-sha2-512",))
+        assert KeyAuthorizer(narrowed, pwd.getpwuid(os.getuid()),
+                             "127.0.0.1").authorize(key) is None
