@@ -14,6 +14,8 @@ session code adds SSH_TTY, TERM, SSH_ORIGINAL_COMMAND and the client's env reque
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import pwd
 from dataclasses import dataclass
@@ -24,6 +26,11 @@ from keytools.errors import SshError
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/games"
 SUPERUSER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAIL_DIRECTORY = "/var/mail"
+#: the privsep network child's empty chroot, and the users it may run as
+CHROOT_DIR = "/run/sshd"
+PRIVSEP_USERS = ("sshd", "nobody")
+
+log = logging.getLogger("pyssh.sshd")
 
 
 class PermissionDropFailed(SshError):
@@ -93,6 +100,28 @@ def drop_to_unprivileged(pw: pwd.struct_passwd, chroot_dir: str | None) -> None:
     except OSError:
         return
     raise PermissionDropFailed("privsep: was able to restore root")
+
+
+def privsep_user() -> pwd.struct_passwd | None:
+    for name in PRIVSEP_USERS:
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    return None
+
+
+def prepare_chroot() -> str | None:
+    """/run/sshd, created 0755 root if missing; None if it cannot be used."""
+    try:
+        os.makedirs(CHROOT_DIR, mode=0o755, exist_ok=True)
+        st = os.stat(CHROOT_DIR)
+    except OSError as exc:
+        log.error("Missing privilege separation directory: %s: %s", CHROOT_DIR, exc.strerror)
+        return None
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        log.error("%s must be owned by root and not group or world-writable.", CHROOT_DIR)
+        return None
+    return CHROOT_DIR
+
 
 
 def login_environment(pw: pwd.struct_passwd, connection: ConnectionInfo | None = None

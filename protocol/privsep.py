@@ -48,6 +48,11 @@ re-executed, so while they drop every reference to the host private keys (OpenSS
 key memory it frees) copies of key bytes made by Python while loading may survive in
 their heap; without root (unprivileged mode) there is no separation at all, only one
 process per connection.
+
+The pieces live in their own modules, re-exported here: the socketpair framing and the
+hand-over in protocol.privsep_channel, host key signing through the monitor in
+protocol.privsep_sign, the relay transports of both sides in protocol.privsep_relay, and
+the privsep user and chroot in protocol.login.
 """
 
 from __future__ import annotations
@@ -63,108 +68,67 @@ import pwd
 import signal
 import socket
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from keytools.errors import ConnectionClosed, FeatureUnsupported, InvalidFormat, SshError
+from keytools.errors import ConnectionClosed, SshError
 from keytools.public import PublicKey
-from keytools.wire import Reader, Writer
-from protocol import errors, messages
-from protocol.login import ConnectionInfo, become_user, drop_to_unprivileged, login_directory
+from protocol import errors
+from protocol.login import (
+    CHROOT_DIR,
+    PRIVSEP_USERS,
+    ConnectionInfo,
+    become_user,
+    drop_to_unprivileged,
+    login_directory,
+    prepare_chroot,
+    privsep_user,
+)
 from protocol.penalty import EXIT_AUTH_ATTEMPTED, EXIT_CHILD_CRASH, EXIT_LOGIN_GRACE
-from protocol.signer import Signer, sign_with
+from protocol.privsep_channel import (
+    MAX_FRAME,
+    MAX_HANDOVER,
+    PAYLOAD,
+    RELAY_READ,
+    SIGN,
+    SIGNED,
+    FrameReader,
+    frame,
+    payload_frame,
+    read_frame,
+    receive_handover,
+    send_handover,
+    split_payload,
+)
+from protocol.privsep_relay import NetTransport, RelayTransport, forward_down
+from protocol.privsep_sign import (
+    MonitorSigner,
+    MonitorState,
+    PublicOnly,
+    SignChannel,
+    serve_signatures,
+)
 from protocol.transport import Role, Transport
 
 if TYPE_CHECKING:
-    from protocol.kex import KexEngine
     from protocol.server import Server
     from protocol.server_auth import Authorization
 
+#: the split-out pieces, still importable from here
+__all__ = [
+    "CHROOT_DIR", "HANDOVER_TIMEOUT", "MAX_FRAME", "MAX_HANDOVER", "PAYLOAD",
+    "PRIVSEP_USERS", "RELAY_LIMIT", "RELAY_READ", "SIGN", "SIGNED", "FrameReader",
+    "MonitorSigner", "MonitorState", "NetTransport", "PublicOnly", "RelayTransport",
+    "SignChannel", "forward_down", "frame", "network_child", "payload_frame", "preload",
+    "prepare_chroot", "privsep_user", "read_frame", "receive_handover", "run_connection",
+    "send_handover", "serve_signatures", "split_payload",
+]
+
 log = logging.getLogger("pyssh.sshd")
 
-CHROOT_DIR = "/run/sshd"
-PRIVSEP_USERS = ("sshd", "nobody")
-#: frame kinds on the socketpairs between the three processes
-PAYLOAD = 1
-SIGN = 2
-SIGNED = 3
-#: a frame carries at most one packet's payload plus a little
-MAX_FRAME = 512 * 1024
-_HASH_SIZES = (20, 32, 48, 64)
-RELAY_READ = 256 * 1024
-#: the largest transport state a hand-over may carry (undecoded bytes included)
-MAX_HANDOVER = 16 * 1024 * 1024
 #: how long the network child may wait for a key exchange to finish before it hands over
 HANDOVER_TIMEOUT = 120.0
 #: StreamReader buffer limit on the relay sockets (reading pauses at twice this)
 RELAY_LIMIT = 1024 * 1024
-
-
-def frame(kind: int, body: bytes) -> bytes:
-    return Writer().uint32(len(body) + 1).byte(kind).getvalue() + body
-
-
-async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
-    """The next (kind, body), or None at a clean end of stream."""
-    try:
-        head = await reader.readexactly(4)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise ConnectionClosed("relay closed inside a frame") from None
-        return None
-    length = Reader(head).uint32()
-    if not 1 <= length <= MAX_FRAME:
-        raise InvalidFormat(f"relay frame of {length} bytes")
-    try:
-        body = await reader.readexactly(length)
-    except asyncio.IncompleteReadError:
-        raise ConnectionClosed("relay closed inside a frame") from None
-    return body[0], body[1:]
-
-
-class FrameReader:
-    """Frames from a stream, parsed out of large reads (one await per read, not per
-    frame: bulk data crosses the relay in many frames per system call)."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self.reader = reader
-        self._buf = bytearray()
-        self._pos = 0
-
-    async def next(self) -> tuple[int, bytes] | None:
-        """The next (kind, body), or None at a clean end of stream."""
-        while True:
-            avail = len(self._buf) - self._pos
-            if avail >= 4:
-                length = Reader(bytes(self._buf[self._pos : self._pos + 4])).uint32()
-                if not 1 <= length <= MAX_FRAME:
-                    raise InvalidFormat(f"relay frame of {length} bytes")
-                if avail >= 4 + length:
-                    start = self._pos + 4
-                    self._pos = start + length
-                    return self._buf[start], bytes(self._buf[start + 1 : self._pos])
-            data = await self.reader.read(RELAY_READ)
-            if not data:
-                if avail:
-                    raise ConnectionClosed("relay closed inside a frame")
-                return None
-            if self._pos:
-                del self._buf[: self._pos]
-                self._pos = 0
-            self._buf += data
-
-
-def payload_frame(seq: int, payload: bytes) -> bytes:
-    return frame(PAYLOAD, Writer().uint32(seq).getvalue() + payload)
-
-
-def _split_payload(body: bytes) -> tuple[int, bytes]:
-    r = Reader(body)
-    seq = r.uint32()
-    payload = r.rest()
-    if not payload:
-        raise InvalidFormat("empty relayed payload")
-    return seq, payload
 
 
 # -- set-up ---------------------------------------------------------------------------
@@ -176,7 +140,8 @@ def preload() -> None:
     import keytools
     import protocol
 
-    for package in (protocol, keytools):  # (importing every module has no side effects)
+    # (importing every module has no side effects; this covers protocol.privsep_*)
+    for package in (protocol, keytools):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             with contextlib.suppress(Exception):
                 importlib.import_module(info.name)
@@ -191,170 +156,7 @@ def preload() -> None:
             importlib.import_module(name)
 
 
-def privsep_user() -> pwd.struct_passwd | None:
-    for name in PRIVSEP_USERS:
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    return None
-
-
-def prepare_chroot() -> str | None:
-    """/run/sshd, created 0755 root if missing; None if it cannot be used."""
-    try:
-        os.makedirs(CHROOT_DIR, mode=0o755, exist_ok=True)
-        st = os.stat(CHROOT_DIR)
-    except OSError as exc:
-        log.error("Missing privilege separation directory: %s: %s", CHROOT_DIR, exc.strerror)
-        return None
-    if st.st_uid != 0 or st.st_mode & 0o022:
-        log.error("%s must be owned by root and not group or world-writable.", CHROOT_DIR)
-        return None
-    return CHROOT_DIR
-
-
 # -- the network child ----------------------------------------------------------------
-
-
-class _SignChannel:
-    """The network child's side of the signature socket: one request at a time."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.lock = asyncio.Lock()
-
-    async def sign(self, index: int, algorithm: str, data: bytes) -> bytes:
-        async with self.lock:
-            self.writer.write(frame(SIGN, Writer().uint32(index).string(algorithm)
-                                    .string(data).getvalue()))
-            await self.writer.drain()
-            answer = await read_frame(self.reader)
-        if answer is None or answer[0] != SIGNED:
-            raise ConnectionClosed("monitor closed the signature channel")
-        signature = Reader(answer[1]).string()
-        if not signature:
-            raise SshError("host key signature refused by the monitor")
-        return signature
-
-
-@dataclass(frozen=True)
-class MonitorSigner:
-    """A host key whose private half stays in the monitor."""
-
-    key: PublicKey
-    index: int
-    channel: _SignChannel
-
-    @property
-    def public(self) -> PublicKey:
-        return self.key
-
-    async def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
-        return await self.channel.sign(self.index, algorithm or "", data)
-
-
-@dataclass(frozen=True)
-class PublicOnly:
-    """A host key demoted to its public half (the user child may list host keys but
-    never sign with them)."""
-
-    key: PublicKey
-
-    @property
-    def public(self) -> PublicKey:
-        return self.key
-
-    def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
-        raise FeatureUnsupported("host keys sign only in the monitor")
-
-
-class NetTransport(Transport):
-    """The transport in the network child: before authentication, messages >= 50 go up
-    the relay to the monitor instead of to local handlers, each with its sequence
-    number. One decoded after the server's USERAUTH_SUCCESS (possible only while a key
-    exchange finishes before the hand-over) is kept for the user's process."""
-
-    to_monitor: asyncio.StreamWriter
-
-    async def _dispatch(self, seq: int, payload: bytes) -> None:
-        kex = self.kex
-        if payload[0] >= 50 and kex is not None and kex.completed > 0 \
-                and not kex.peer_in_kex:
-            if self.authenticated:
-                self._replay.append((seq, payload))
-                return
-            self.to_monitor.write(payload_frame(seq, payload))
-            await self.to_monitor.drain()
-            return
-        await super()._dispatch(seq, payload)
-
-
-async def _forward_down(transport: Transport, reader: asyncio.StreamReader,
-                        authenticated: asyncio.Event) -> None:
-    """Payloads from the monitor out to the client."""
-    frames = FrameReader(reader)
-    while True:
-        item = await frames.next()
-        if item is None:
-            return
-        kind, body = item
-        if kind != PAYLOAD:
-            raise InvalidFormat(f"unexpected relay frame {kind}")
-        _, payload = _split_payload(body)
-        if payload[0] == messages.DISCONNECT:
-            r = Reader(payload)
-            r.byte()
-            transport.disconnect(r.uint32(), r.string().decode("utf-8", "replace"))
-            return
-        transport.send(payload)
-        if payload[0] == messages.USERAUTH_SUCCESS:
-            # from here on the client may send compressed packets: decode none of them
-            transport.request_stop()
-            authenticated.set()
-            return  # the monitor has nothing more to say to the client
-        await transport.drain()
-
-
-# -- the hand-over after authentication -----------------------------------------------
-
-
-def send_handover(data: socket.socket, fds: Sequence[int], state: bytes) -> None:
-    """Pass the client socket and the signature socket (SCM_RIGHTS) with the transport
-    state to the user's process (blocking: the network child has nothing else to do)."""
-    data.setblocking(True)
-    socket.send_fds(data, [Writer().uint32(len(state)).getvalue()], list(fds))
-    data.sendall(state)
-
-
-def _recv_exactly(data: socket.socket, n: int) -> bytes:
-    chunks = bytearray()
-    while len(chunks) < n:
-        chunk = data.recv(min(n - len(chunks), 1 << 20))
-        if not chunk:
-            raise ConnectionClosed("network child closed inside the hand-over")
-        chunks += chunk
-    return bytes(chunks)
-
-
-def receive_handover(data: socket.socket) -> tuple[socket.socket, socket.socket, bytes]:
-    """The user's process: (client socket, signature socket, transport state)."""
-    data.setblocking(True)
-    msg, fds, flags, _ = socket.recv_fds(data, 4, 2)
-    socks = [socket.socket(fileno=fd) for fd in fds]
-    try:
-        if not msg:
-            raise ConnectionClosed("connection ended before the hand-over")
-        if len(socks) != 2 or flags & getattr(socket, "MSG_CTRUNC", 0):
-            raise InvalidFormat("hand-over without its two sockets")
-        head = msg + _recv_exactly(data, 4 - len(msg)) if len(msg) < 4 else msg
-        length = Reader(head).uint32()
-        if length > MAX_HANDOVER:
-            raise InvalidFormat(f"hand-over state of {length} bytes")
-        return socks[0], socks[1], _recv_exactly(data, length)
-    except BaseException:
-        for s in socks:
-            s.close()
-        raise
 
 
 async def _hand_over(transport: Transport, data: socket.socket, sock: socket.socket,
@@ -374,7 +176,7 @@ async def network_child(server: Server, sock: socket.socket, ctrl: socket.socket
     reader, writer = await asyncio.open_connection(sock=sock)
     ctrl_r, ctrl_w = await asyncio.open_connection(sock=ctrl, limit=RELAY_LIMIT)
     sign_r, sign_w = await asyncio.open_connection(sock=signs)
-    channel = _SignChannel(sign_r, sign_w)
+    channel = SignChannel(sign_r, sign_w)
     signers = [MonitorSigner(key, i, channel) for i, key in enumerate(host_keys)]
     transport = NetTransport(reader, writer, Role.SERVER, server.transport_config,
                              host_keys=signers)
@@ -389,7 +191,7 @@ async def network_child(server: Server, sock: socket.socket, ctrl: socket.socket
                             notify=False)
 
     loop = asyncio.get_running_loop()
-    relay = loop.create_task(guarded(_forward_down(transport, ctrl_r, authenticated)))
+    relay = loop.create_task(guarded(forward_down(transport, ctrl_r, authenticated)))
 
     closed = asyncio.Event()
     transport.on_close(lambda exc: closed.set())
@@ -431,156 +233,7 @@ async def network_child(server: Server, sock: socket.socket, ctrl: socket.socket
             w.close()
     return status
 
-
-# -- the monitor's view of the connection ---------------------------------------------
-
-
-@dataclass
-class MonitorState:
-    """What the monitor knows for itself: the session identifier it signed first."""
-
-    session_id: bytes | None = None
-    host_key_algorithm: str = ""
-    auth_attempts: int = 0
-
-
-class _Algorithms:
-    def __init__(self, state: MonitorState) -> None:
-        self._state = state
-        self.compression_c2s = "none"
-        self.compression_s2c = "none"
-
-    @property
-    def host_key(self) -> str:
-        return self._state.host_key_algorithm
-
-
-class _RelayKex:
-    """The few KexEngine attributes the layers above a transport read."""
-
-    sending_blocked = False
-    in_progress = False
-    peer_in_kex = False
-    completed = 1
-    strict = True
-
-    def __init__(self, state: MonitorState) -> None:
-        self._state = state
-        self.algorithms = _Algorithms(state)
-
-    @property
-    def session_id(self) -> bytes | None:
-        return self._state.session_id
-
-
-class RelayTransport(Transport):
-    """The transport as the monitor sees it before authentication: payloads to and from
-    the network child over a socketpair. Key exchange happens elsewhere, so rekey is
-    refused here (the network child rekeys on its own)."""
-
-    #: (server address, port) the client connected to: read by protocol/server_auth.py
-    local_endpoint: tuple[str, int] | None = None
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 state: MonitorState, *, authenticated: bool = False) -> None:
-        super().__init__(reader, writer, Role.SERVER)
-        self.state = state
-        self.kex = cast("KexEngine", _RelayKex(state))
-        self.authenticated = authenticated
-
-    @property
-    def session_id(self) -> bytes:
-        if self.state.session_id is None:
-            raise FeatureUnsupported("no session identifier yet")
-        return self.state.session_id
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._read_loop())
-
-    async def handshake(self) -> None:
-        raise FeatureUnsupported("the network child runs the handshake")
-
-    async def rekey(self) -> None:
-        raise FeatureUnsupported("the network child runs key exchanges")
-
-    def _maybe_rekey(self) -> None:
-        return
-
-    def _write(self, payload: bytes) -> None:
-        self._writer.write(payload_frame(0, payload))
-
-    async def _read_loop(self) -> None:
-        frames = FrameReader(self._reader)
-        try:
-            while True:
-                item = await frames.next()
-                if item is None:
-                    raise ConnectionClosed()
-                kind, body = item
-                if kind != PAYLOAD:
-                    raise InvalidFormat(f"unexpected relay frame {kind}")
-                seq, payload = _split_payload(body)
-                await self._deliver(seq, payload)
-        except SshError as exc:
-            log.debug("relay to the network child closed: %s", exc)
-            self._fail(exc, notify=not isinstance(exc, ConnectionClosed))
-        except (ConnectionError, OSError) as exc:
-            log.debug("relay to the network child failed: %s", exc)
-            self._fail(ConnectionClosed(str(exc)), notify=False)
-        except asyncio.CancelledError:
-            self._fail(ConnectionClosed(), notify=False)
-            raise
-
-    async def _deliver(self, seq: int, payload: bytes) -> None:
-        msg = payload[0]
-        if msg == messages.USERAUTH_REQUEST and not self.authenticated:
-            with contextlib.suppress(SshError):
-                r = Reader(payload)
-                r.byte()
-                r.string()
-                r.string()
-                if r.string() != b"none":  # sshd's "none" probe is not an attempt
-                    self.state.auth_attempts += 1
-        handler = self._handlers.get(msg)
-        if handler is not None:
-            handler(payload)
-            return
-        queue = self._queues.get(msg)
-        if queue is not None:
-            await queue.put(payload)
-            return
-        self._write(Writer().byte(messages.UNIMPLEMENTED).uint32(seq).getvalue())
-
-
-async def serve_signatures(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           keys: Sequence[Signer], state: MonitorState) -> None:
-    """mm_answer_sign(): host key signatures over exchange hashes only."""
-    while True:
-        item = await read_frame(reader)
-        if item is None:
-            return
-        kind, body = item
-        if kind != SIGN:
-            raise InvalidFormat(f"unexpected monitor request {kind}")
-        r = Reader(body)
-        index = r.uint32()
-        algorithm = r.ascii()
-        data = r.string()
-        r.end()
-        signature = b""
-        if index < len(keys) and len(data) in _HASH_SIZES:
-            if state.session_id is None:
-                state.session_id = data
-            state.host_key_algorithm = algorithm
-            try:
-                signature = await sign_with(keys[index], data, algorithm)
-            except SshError as exc:
-                log.error("host key signature failed: %s", exc)
-        else:
-            log.error("monitor: refused signature request (key %d, %d bytes)", index,
-                      len(data))
-        writer.write(frame(SIGNED, Writer().string(signature).getvalue()))
-        await writer.drain()
+# -- the monitor ----------------------------------------------------------------------
 
 
 async def _monitor_preauth(server: Server, ctrl: socket.socket, signs: socket.socket,
@@ -649,7 +302,7 @@ async def _user_child(server: Server, data: socket.socket, auth: Authorization,
     data.close()
     reader, writer = await asyncio.open_connection(sock=client)
     sign_r, sign_w = await asyncio.open_connection(sock=signs)
-    channel = _SignChannel(sign_r, sign_w)
+    channel = SignChannel(sign_r, sign_w)
     signers = [MonitorSigner(k.public, i, channel) for i, k in enumerate(server.host_keys)]
     transport = Transport.resume(reader, writer, blob, server.transport_config,
                                  host_keys=signers)

@@ -32,18 +32,13 @@ from keytools.errors import (
 )
 from keytools.public import PublicKey
 from keytools.wire import Reader, Writer
-from protocol import errors, messages
+from protocol import errors, messages, transport_handover
 from protocol.ciphers import Protection, default_rekey_bytes
 from protocol.compression import ZLIB_DELAYED, Compressor, Decompressor
 from protocol.kex import KexEngine, Preferences
-from protocol.kex.hostkey import algorithms_for_key
-from protocol.kex.kexinit import Algorithms
 from protocol.packet import PacketReader, PacketWriter
 from protocol.signer import Signer
 from protocol.version import SOFTWARE_VERSION, PeerVersion, VersionReader, local_version
-
-#: the version of ``Transport.export_state``'s format
-STATE_FORMAT = 1
 
 log = logging.getLogger("pyssh.transport")
 
@@ -655,59 +650,20 @@ class Transport:
             w.string(name).string(value)
         return w.getvalue()
 
-    # -- hand-over to another process -------------------------------------------------
+    # -- hand-over to another process (protocol.transport_handover) --------------------
 
     def request_stop(self) -> None:
-        """Decode no packet after the current one unless a key exchange needs it (called
-        right after sending USERAUTH_SUCCESS, so nothing compressed is decoded here)."""
-        if self.error is not None:
-            raise self.error
-        if self._stopping is None:
-            self._stopping = asyncio.get_running_loop().create_future()
-            if self._inbound is not None:
-                self._inbound._wake()
+        """Decode no packet after the current one unless a key exchange needs it."""
+        transport_handover.request_stop(self)
 
     async def stop_reading(self) -> None:
-        """Stop decoding at the next packet boundary outside a key exchange (one in
-        progress is finished first) and read nothing more from the socket; then wait
-        until everything queued for sending has reached the socket. Afterwards
-        ``export_state`` describes the connection exactly."""
-        self.request_stop()
-        assert self._stopping is not None
-        await self._wait(self._stopping)
-        out = self._writer.transport
-        if isinstance(out, asyncio.WriteTransport):
-            out.set_write_buffer_limits(high=0)  # drain() now waits for an empty buffer
-        await self.drain()
+        """Stop at the next packet boundary outside a key exchange, read nothing more
+        and flush, so that ``export_state`` describes the connection exactly."""
+        await transport_handover.stop_reading(self)
 
     def export_state(self) -> bytes:
-        """The transport's state after ``stop_reading``: versions, session identifier,
-        negotiated algorithms, each direction's keys, cipher position, sequence number
-        and rekey counters, bytes received but not decoded (``resume`` undoes it)."""
-        kex = self.kex
-        if self._stopping is None or not self._stopping.done() or kex is None \
-                or kex.in_progress or kex.session_id is None or kex.algorithms is None \
-                or self.peer is None:
-            raise FeatureUnsupported("transport state exported while it is running")
-        algs = kex.algorithms
-        w = Writer().uint32(STATE_FORMAT).string(self.role.value).string(self.local_version)
-        w.string(self.peer.line).string(self.peer.software).string(self.peer.comments)
-        w.string(kex.session_id).boolean(kex.strict).boolean(kex.peer_ext_info)
-        w.uint32(kex.completed)
-        for name in (algs.kex, algs.host_key, algs.cipher_c2s, algs.cipher_s2c,
-                     algs.mac_c2s or "", algs.mac_s2c or "", algs.compression_c2s,
-                     algs.compression_s2c):
-            w.string(name)
-        w.boolean(self.authenticated)
-        w.uint32(len(self.peer_extensions))
-        for ext, value in self.peer_extensions.items():
-            w.string(ext).string(value)
-        self._out.export_state(w)
-        self._in.export_state(w)
-        w.uint32(len(self._replay))
-        for seq, payload in self._replay:
-            w.uint32(seq).string(payload)
-        return w.getvalue()
+        """The transport's state after ``stop_reading``, for ``resume`` in another process."""
+        return transport_handover.export_state(self)
 
     @classmethod
     def resume(
@@ -718,48 +674,10 @@ class Transport:
         """A running transport over ``reader``/``writer`` (the same connection, now in
         this process) from ``export_state``'s bytes; rekeys run here from now on. Its
         reader task starts at the next await: install the handlers before that."""
-        r = Reader(state)
-        if r.uint32() != STATE_FORMAT:
-            raise ProtocolError("unknown transport state format")
-        role = Role(r.ascii())
-        t = cls(reader, writer, role, config, host_keys=host_keys,
+        r, role = transport_handover.open_state(state)
+        t = cls(reader, writer, Role(role), config, host_keys=host_keys,
                 host_key_check=host_key_check)
-        t.local_version, line, software, comments = (
-            r.string().decode("utf-8", "surrogateescape") for _ in range(4))
-        t.peer = PeerVersion(line, software, comments)
-        client_v, server_v = ((t.local_version, t.peer.line) if t.is_client
-                              else (t.peer.line, t.local_version))
-        kex = KexEngine(
-            client=t.is_client, prefs=t.config.algorithms, hooks=t, client_version=client_v,
-            server_version=server_v, host_keys=host_keys, verify_host_key=host_key_check,
-            strict=t.config.strict_kex, ext_info=t.config.ext_info,
-        )
-        kex.session_id = r.string()
-        kex.strict = r.boolean()
-        kex.peer_ext_info = r.boolean()
-        kex.completed = r.uint32()
-        names = [r.ascii() for _ in range(8)]
-        kex.algorithms = Algorithms(names[0], names[1], names[2], names[3], names[4] or None,
-                                    names[5] or None, names[6], names[7])
-        if not t.is_client:
-            for signer in host_keys:
-                if kex.algorithms.host_key in algorithms_for_key(signer.public):
-                    kex.host_key = signer.public
-                    break
-        t.kex = kex
-        t.authenticated = r.boolean()
-        for _ in range(min(r.uint32(), 1024)):
-            ext = r.ascii()
-            t.peer_extensions[ext] = r.string()
-        if t._out.restore_state(r):
-            t._out.compressor = Compressor()
-        if t._in.restore_state(r):
-            t._in.decompressor = Decompressor()
-        count = r.uint32()
-        for _ in range(count):
-            seq = r.uint32()
-            t._replay.append((seq, r.string()))
-        r.end()
+        transport_handover.restore_state(t, r, host_keys, host_key_check)
         t._inbound = _take_over(reader, writer, t._in)
         t._task = asyncio.get_running_loop().create_task(t._read_loop())
         return t
