@@ -240,10 +240,6 @@ def test_algorithm_matrix(env: Env, combo: Combo) -> None:
         combo.kex, combo.host_key, combo.cipher, combo.cipher, combo.mac, combo.mac)
 
 
-@pytest.mark.xfail(ROOT, strict=False, reason=(
-    "known race, root mode only: the network child may decompress the client's first "
-    "post-auth packets before the privsep hand-over, which then fails with 'compression "
-    "state cannot be exported' (protocol/privsep.py _hand_over, protocol/packet.py)"))
 def test_delayed_compression(env: Env) -> None:
     prefs = Preferences(host_key=("ssh-ed25519",), compression=("zlib@openssh.com",))
     algs, result = session(env, keys=[env.user_key("id")], prefs=prefs,
