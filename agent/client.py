@@ -22,24 +22,13 @@ from agent.errors import (
     AgentSocketError,
 )
 from agent.interface import Constraints, Identity
+from agent.signflags import ALGORITHM_FLAGS as ALGORITHM_FLAGS
+from agent.signflags import sign_flags as sign_flags
 from keytools.errors import SshError
 from keytools.private import PrivateKey
 from keytools.public import PublicKey
 
 R = TypeVar("R")
-
-#: SIGN_REQUEST flags for an RSA signature algorithm name (others: 0).
-ALGORITHM_FLAGS = {
-    "rsa-sha2-256": m.SSH_AGENT_RSA_SHA2_256,
-    "rsa-sha2-512": m.SSH_AGENT_RSA_SHA2_512,
-    "rsa-sha2-256-cert-v01@openssh.com": m.SSH_AGENT_RSA_SHA2_256,
-    "rsa-sha2-512-cert-v01@openssh.com": m.SSH_AGENT_RSA_SHA2_512,
-}
-
-
-def sign_flags(algorithm: str | None) -> int:
-    """The SIGN_REQUEST flags asking for ``algorithm`` (as OpenSSH's agent_encode_alg)."""
-    return ALGORITHM_FLAGS.get(algorithm or "", 0)
 
 
 def _recv_exact(sock: socket.socket, n: int) -> bytes:

@@ -13,19 +13,19 @@ import builtins
 import hmac
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
-from agent import messages as m
 from agent.askpass import ask_permission
-from agent.certkey import CertifiedPrivate
 from agent.errors import AgentError, AgentExtensionFailure, AgentLocked
 from agent.interface import Agent, Constraints, DestinationConstraint, Identity, SmartcardBackend
 from agent.match import match_pattern_list
 from agent.restrict import ConnectionState, Permission, identity_permitted, parse_userauth_request
-from keytools.certificate import Certificate
+from agent.signflags import SSH_AGENT_RSA_SHA2_256, SSH_AGENT_RSA_SHA2_512
 from keytools.errors import SshError
 from keytools.private import PrivateKey, SkEcdsaPrivate, SkEd25519Private
 from keytools.public import PublicKey, RsaPublic
@@ -40,7 +40,9 @@ LOCK_SALT_SIZE = 16
 UNLOCK_DELAY_STEP = 0.1
 UNLOCK_MAX_FAILS = 100
 #: Extensions this agent answers, as the ``query`` reply lists them.
-SUPPORTED_EXTENSIONS = [m.EXT_SESSION_BIND, m.EXT_QUERY]
+#: (agent.messages.EXT_SESSION_BIND and EXT_QUERY; spelt out so that a file key's
+#: in-process KeyRing does not import the wire messages.)
+SUPPORTED_EXTENSIONS = ["session-bind@openssh.com", "query"]
 
 
 @dataclass(frozen=True)
@@ -87,11 +89,20 @@ def _sign_algorithm(key: PrivateKey, flags: int) -> str | None:
     ask for SHA-2."""
     if not isinstance(key.public.plain, RsaPublic):
         return None
-    if flags & m.SSH_AGENT_RSA_SHA2_256:
+    if flags & SSH_AGENT_RSA_SHA2_256:
         return "rsa-sha2-256"
-    if flags & m.SSH_AGENT_RSA_SHA2_512:
+    if flags & SSH_AGENT_RSA_SHA2_512:
         return "rsa-sha2-512"
     return "ssh-rsa"
+
+
+def _uncertified(key: PrivateKey) -> PrivateKey:
+    """The plain key of a CertifiedPrivate, else ``key``. (A CertifiedPrivate exists only
+    once agent.certkey is loaded, so a file key's KeyRing need not import it.)"""
+    certkey = sys.modules.get("agent.certkey")
+    if certkey is not None and isinstance(key, certkey.CertifiedPrivate):
+        return cast(PrivateKey, key.key)
+    return key
 
 
 class KeyRing:
@@ -232,7 +243,7 @@ class KeyRing:
     def add_for(self, state: ConnectionState, key: PrivateKey, comment: str,
                 constraints: Constraints = Constraints(), *,  # noqa: B008
                 provider: str | None = None) -> None:
-        plain = key.key if isinstance(key, CertifiedPrivate) else key
+        plain = _uncertified(key)
         if isinstance(plain, SkEd25519Private | SkEcdsaPrivate) or constraints.sk_provider:
             raise AgentError("security-key (FIDO) keys are not supported")
         if constraints.associated_certs and provider is None:
@@ -302,6 +313,8 @@ class KeyRing:
     def extension_for(self, state: ConnectionState, name: str, contents: bytes) -> bytes:
         with self._lock:
             self._check_unlocked()
+        from agent import messages as m
+
         if name == m.EXT_QUERY:
             return m.encode_query_reply(SUPPORTED_EXTENSIONS)
         if name == m.EXT_SESSION_BIND:
@@ -333,6 +346,9 @@ class KeyRing:
             raise AgentError(f'refusing PKCS#11 add of "{canonical}": provider not allowed')
         if self.smartcard is None:
             raise AgentError("PKCS#11 support is not available")
+        from agent.certkey import CertifiedPrivate
+        from keytools.certificate import Certificate
+
         keys = self.smartcard.load(canonical, pin)
         plain_constraints = Constraints(constraints.lifetime, constraints.confirm, None,
                                         constraints.destinations)

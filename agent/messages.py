@@ -23,6 +23,9 @@ from agent.constraints import EXT_SK_PROVIDER as EXT_SK_PROVIDER
 from agent.constraints import decode_constraints as decode_constraints
 from agent.constraints import encode_constraints as encode_constraints
 from agent.interface import Constraints, Identity
+from agent.signflags import SSH_AGENT_OLD_SIGNATURE as SSH_AGENT_OLD_SIGNATURE
+from agent.signflags import SSH_AGENT_RSA_SHA2_256 as SSH_AGENT_RSA_SHA2_256
+from agent.signflags import SSH_AGENT_RSA_SHA2_512 as SSH_AGENT_RSA_SHA2_512
 from keytools.errors import InvalidFormat, KeyTypeUnknown, StringTooLarge
 from keytools.private import PrivateKey
 from keytools.public import PublicKey, decode_public_blob
@@ -49,10 +52,7 @@ ADD_ID_CONSTRAINED = 25
 ADD_SMARTCARD_KEY_CONSTRAINED = 26
 EXTENSION = 27
 
-# SIGN_REQUEST flags.
-SSH_AGENT_OLD_SIGNATURE = 1
-SSH_AGENT_RSA_SHA2_256 = 2
-SSH_AGENT_RSA_SHA2_512 = 4
+# SIGN_REQUEST flags: SSH_AGENT_OLD_SIGNATURE, SSH_AGENT_RSA_SHA2_256/512 (agent.signflags).
 
 # Extension requests.
 EXT_QUERY = "query"

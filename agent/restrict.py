@@ -12,15 +12,18 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agent.errors import AgentError
 from agent.interface import DestinationConstraint, Hop
 from agent.match import match_pattern
-from agent.messages import SessionBind
-from keytools.certificate import HOST_CERT, Certificate
 from keytools.errors import InvalidFormat, SshError
 from keytools.public import PublicKey, decode_public_blob
 from keytools.wire import Reader
+
+if TYPE_CHECKING:
+    from agent.messages import SessionBind
+    from keytools.certificate import Certificate
 
 #: OpenSSH's AGENT_MAX_SID_LEN and AGENT_MAX_SESSION_IDS.
 MAX_SID_LEN = 128
@@ -110,6 +113,8 @@ def _algorithm_matches(algorithm: str, key: PublicKey) -> bool:
 
 def _cert_host_ok(cert: Certificate, hostname: str) -> bool:
     """sshkey_cert_check_host with wildcard principals, at the current time."""
+    from keytools.certificate import HOST_CERT
+
     now = int(time.time())
     if cert.cert_type != HOST_CERT or cert.critical_options:
         return False
@@ -120,6 +125,8 @@ def _cert_host_ok(cert: Certificate, hostname: str) -> bool:
 
 def match_key_hop(key: PublicKey, hop: Hop) -> bool:
     """Is ``key`` one of the hop's host keys (or certified by one of its CA keys)?"""
+    from keytools.certificate import Certificate
+
     hostname = hop.hostname or "(ORIGIN)"
     for spec in hop.keys:
         if not isinstance(key, Certificate):

@@ -22,11 +22,14 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from agent.interface import Agent
 from keytools.errors import SshError, WrongPassphrase
 from keytools.public import PublicKey
 from protocol.ssh_log import Log
+
+if TYPE_CHECKING:
+    from agent.interface import Agent
 
 PassphraseAsker = Callable[[str], str | None]
 
@@ -172,7 +175,7 @@ class FileSigner:
 
     def sign(self, data: bytes, algorithm: str | None = None) -> bytes:
         """Sign (loading the key first; a passphrase prompt blocks, as in ssh)."""
-        from agent.client import sign_flags
+        from agent.signflags import sign_flags
         from protocol.auth import KeyUnavailable
 
         if self._ring is None and not self._failed:
@@ -265,8 +268,6 @@ def collect_keys(
     about as ssh does; a missing default file (~/.ssh/id_*) is silently skipped.
     ``binding`` (from ``session_binding``) is sent to the agent before it is asked for
     its identities."""
-    from agent.client import AgentClient
-
     source = KeySource()
     loader = FileLoader(log, ask, batch_mode, password_prompts)
     files: list[Identity] = []
@@ -297,6 +298,8 @@ def collect_keys(
             preferred.append(FileSigner(path, cert, loader))
     agent_only: list[Identity] = []
     if agent_socket and agent_socket != "none":
+        from agent.client import AgentClient
+
         try:
             client = AgentClient(agent_socket)
         except SshError as exc:

@@ -36,7 +36,6 @@ from protocol.forwarding import (
     peer_of,
     relay,
 )
-from protocol.socks import SocksError, negotiate, reply
 from protocol.ssh_log import Log
 
 EXIT_FAILURE = 255
@@ -194,6 +193,8 @@ class ClientForwarding:
 
     async def _socks(self, forward: Forward, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
+        from protocol.socks import SocksError, negotiate, reply
+
         try:
             request = await negotiate(reader, writer)
         except SocksError as exc:
@@ -255,6 +256,8 @@ class ClientForwarding:
     async def _remote_socks(self, channel: RelayChannel) -> None:
         """-R with only a port: pyssh is the SOCKS server for the remote side's clients,
         speaking SOCKS over the channel (through a socket pair) and connecting locally."""
+        from protocol.socks import SocksError, negotiate, reply
+
         ours, theirs = socket.socketpair()
         r1, w1 = await asyncio.open_connection(sock=ours, limit=CHUNK * 4)
         r2, w2 = await asyncio.open_connection(sock=theirs, limit=CHUNK * 4)

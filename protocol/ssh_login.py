@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keytools.errors import ConnectionClosed, SshError
 from protocol.agent_keys import KeySource, collect_keys, session_binding
@@ -20,14 +20,9 @@ from protocol.errors import ConnectFailed
 from protocol.hostkey_policy import HostKeyPolicy
 from protocol.ssh_config import Resolved, expand_tokens, tilde_expand
 from protocol.ssh_log import Log
-from protocol.ssh_proxy import (
-    Jump,
-    ProxyError,
-    check_jump_loop,
-    jump_command,
-    parse_jump,
-    spawn_proxy,
-)
+
+if TYPE_CHECKING:
+    from protocol.ssh_proxy import Jump
 
 DEFAULT_USER_KNOWN_HOSTS = "~/.ssh/known_hosts"
 #: How the transport words a peer gone before its version line.
@@ -113,7 +108,11 @@ def update_host_keys(r: Resolved) -> str:
 
 def jump(r: Resolved) -> Jump | None:
     value = _value(r, "proxyjump")
-    parsed = parse_jump(value) if value is not None else None
+    if value is None:
+        return None
+    from protocol.ssh_proxy import Jump, parse_jump
+
+    parsed = parse_jump(value)
     return parsed if isinstance(parsed, Jump) else None
 
 
@@ -236,11 +235,14 @@ def key_provider(r: Resolved, log: Log, sources: list[KeySource]) -> Callable[[A
     from protocol.ssh_prompt import read_passphrase
 
     def provide(transport: object) -> Sequence[object]:
+        agent_path = agent_socket(r)
+        # The binding is for the agent only (and needs agent.messages): none, none asked.
+        binding = session_binding(transport) if agent_path and agent_path != "none" else None
         source = collect_keys(
             r.identity_paths, identities_only=r.identities_only,
-            agent_socket=agent_socket(r), explicit=frozenset(), log=log,
+            agent_socket=agent_path, explicit=frozenset(), log=log,
             ask=None if r.batch_mode else read_passphrase,
-            certificate_paths=certificate_paths(r), binding=session_binding(transport),
+            certificate_paths=certificate_paths(r), binding=binding,
             batch_mode=r.batch_mode, password_prompts=auth_options(r).password_prompts,
             add_keys_to_agent=add_keys_to_agent(r))
         sources.append(source)
@@ -281,6 +283,10 @@ async def _proxy_streams(r: Resolved, *, config_file: str | None, verbose: int) 
         Any, Callable[[], Awaitable[None]]] | None:
     command = proxy_command(r)
     hops = jump(r)
+    if command is None and hops is None:
+        return None
+    from protocol.ssh_proxy import check_jump_loop, jump_command, spawn_proxy
+
     if command is None and hops is not None:
         check_jump_loop(hops, r.hostname, r.port, r.user)
         command = jump_command(hops, config_file=config_file, verbose=verbose)
@@ -325,6 +331,8 @@ async def login(r: Resolved, log: Log, *, policy: HostKeyPolicy, transport_confi
 
     proxy = await _proxy_streams(r, config_file=config_file, verbose=verbose)
     if proxy is not None:
+        from protocol.ssh_proxy import ProxyError
+
         streams, stop = proxy
         log.debug(f"Executing proxy command for {r.hostname} port {r.port}")
         try:
