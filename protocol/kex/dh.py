@@ -9,8 +9,11 @@ OpenSSH-sized private exponent (2 x the needed strength, from ``secrets``).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import secrets
+import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from keytools.errors import DhGexOutOfRange, InvalidFormat
@@ -27,11 +30,23 @@ GEX_MAX = 8192
 FIXED_GROUPS = (GROUP14, GROUP16, GROUP18)
 
 
+@contextlib.contextmanager
+def _ffdh_quietly() -> Iterator[None]:
+    """cryptography 48 deprecates its FFDH API with a warning users would see on
+    stderr at every such key exchange; the groups stay in the protocol's list."""
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        yield
+
+
 @functools.lru_cache(maxsize=8)
 def _parameters(p: int, g: int) -> DHParameters:
     from cryptography.hazmat.primitives.asymmetric import dh
 
-    return dh.DHParameterNumbers(p, g).parameters()
+    with _ffdh_quietly():
+        return dh.DHParameterNumbers(p, g).parameters()
 
 
 def public_is_valid(y: int, p: int) -> bool:
@@ -50,8 +65,9 @@ class DhAgreement(Agreement):
 
     def _public(self) -> bytes:
         if self._known:
-            self._key = _parameters(self.p, self.g).generate_private_key()
-            y = self._key.public_key().public_numbers().y
+            with _ffdh_quietly():
+                self._key = _parameters(self.p, self.g).generate_private_key()
+                y = self._key.public_key().public_numbers().y
         else:
             self._x = secrets.randbits(self._bits) | (1 << (self._bits - 1))
             y = pow(self.g, self._x, self.p)
@@ -65,9 +81,11 @@ class DhAgreement(Agreement):
             from cryptography.hazmat.primitives.asymmetric import dh
 
             assert self._key is not None
-            peer = dh.DHPublicNumbers(y, _parameters(self.p, self.g).parameter_numbers())
             try:
-                k = int.from_bytes(self._key.exchange(peer.public_key()), "big")
+                with _ffdh_quietly():
+                    peer = dh.DHPublicNumbers(
+                        y, _parameters(self.p, self.g).parameter_numbers())
+                    k = int.from_bytes(self._key.exchange(peer.public_key()), "big")
             except ValueError:
                 raise InvalidFormat("invalid public DH value") from None
         else:
