@@ -7,6 +7,7 @@ command line, 1 when no host key can be loaded.
 
 from __future__ import annotations
 
+import gc
 import getopt
 import logging
 import os
@@ -188,6 +189,10 @@ def _serve(config: ServerConfig, keys: list[Signer], pid_file: str | None,
         preload()  # the network child chroots: nothing can be imported after that
     listener = Listener(Server(config, keys), pid_file)
     listener.bind()
+    # Every connection is a fork of this process: move what is loaded now out of the
+    # collector's reach, so collections in the children do not copy those pages.
+    gc.collect()
+    gc.freeze()
     if once:
         return _serve_one(listener)
     return listener.run()
