@@ -85,6 +85,18 @@ def test_rsa_sha2_signatures(server: PysshdServer, alg: str) -> None:
     assert (done.returncode, done.stdout) == (0, "rsa\n"), done.stderr + server.log_text()
 
 
+@pytest.mark.parametrize("bits", ["256", "384", "521"])
+def test_ecdsa_user_keys(server: PysshdServer, bits: str) -> None:
+    """The real ssh logs in with each ECDSA curve (pysshd accepts NIST user keys even
+    though its host key and kex defaults leave the NIST curves out)."""
+    name = f"ecdsa{bits}"
+    if not server.key(name).exists():
+        keygen("-q", "-t", "ecdsa", "-b", bits, "-N", "", "-C", name, "-f", server.key(name))
+    server.authorize(server.pub(name))
+    done = server.ssh(f"echo {name}", identity=name)
+    assert (done.returncode, done.stdout) == (0, f"{name}\n"), done.stderr + server.log_text()
+
+
 def test_unknown_key_refused(server: PysshdServer) -> None:
     server.authorize(server.pub("id"))
     done = server.ssh("true", identity="other")
