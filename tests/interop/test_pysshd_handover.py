@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pwd
-import secrets
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run, tool_path
+from tests.helpers import tool_path
 from tests.interop.pysshd import PysshdServer, keygen, pysshd_env, start_pysshd
+from tests.interop.users import temporary_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="needs root: pysshd's root mode and useradd")
@@ -33,15 +32,8 @@ SIZE = 10 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def user() -> Iterator[pwd.struct_passwd]:
-    if shutil.which("useradd") is None:
-        pytest.skip("needs useradd")
-    name = f"pyssh-t-{secrets.token_hex(3)}"
-    made = run(["useradd", "-m", "-s", "/bin/sh", "-p", "*", name])
-    assert made.returncode == 0, made.stderr
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        run(["userdel", "-r", name])
+    with temporary_user() as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

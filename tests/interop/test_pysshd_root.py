@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import pwd
-import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -23,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from protocol.sshd_config import ServerConfig
-from tests.helpers import run
 from tests.interop.pysshd import PysshdServer, keygen, start_pysshd
 from tests.interop.sshd import free_port
+from tests.interop.users import temporary_user
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="needs root: pysshd's root mode and useradd")
@@ -33,16 +31,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0,
 
 @pytest.fixture(scope="module")
 def user() -> Iterator[pwd.struct_passwd]:
-    if shutil.which("useradd") is None:
-        pytest.skip("needs useradd")
-    name = f"pyssh-t-{secrets.token_hex(3)}"
-    # password "*": no password login, but not "!"-locked (which sshd refuses without PAM)
-    made = run(["useradd", "-m", "-s", "/bin/bash", "-p", "*", name])
-    assert made.returncode == 0, made.stderr
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        run(["userdel", "-r", name])
+    with temporary_user("/bin/bash") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

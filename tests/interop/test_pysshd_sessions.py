@@ -16,9 +16,7 @@ import fcntl
 import os
 import pty
 import pwd
-import secrets
 import select
-import shutil
 import signal
 import struct
 import subprocess
@@ -36,6 +34,7 @@ from protocol.errors import ChannelOpenFailed
 from tests.helpers import run, stop_process, tool_path
 from tests.interop.pysshd import USER, PysshdServer, keygen, pysshd_env, start_pysshd
 from tests.interop.sshd import SshdServer, free_port, start_sshd
+from tests.interop.users import temporary_user
 
 SHELL = pwd.getpwnam(USER).pw_shell or "/bin/sh"
 MOTD = Path("/etc/motd")
@@ -365,17 +364,8 @@ def test_key_options_as_with_sshd(server: PysshdServer, real_sshd: SshdServer, o
 
 @pytest.fixture(scope="module")
 def other_user() -> Iterator[pwd.struct_passwd]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: pysshd's root mode and useradd")
-    if shutil.which("useradd") is None:
-        pytest.skip("needs useradd")
-    name = f"pyssh-t-{secrets.token_hex(3)}"
-    made = run(["useradd", "-m", "-s", "/bin/sh", "-p", "*", name])
-    assert made.returncode == 0, made.stderr
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        run(["userdel", "-r", name])
+    with temporary_user() as made:  # skips unless root: pysshd's root mode
+        yield made
 
 
 def test_root_mode_pty_session_is_the_users(server: PysshdServer,
