@@ -20,36 +20,19 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from common import PYKEYGEN, best_time, installed_env
+from common import PYKEYGEN, installed_env, timed
 
 
 def _line(name: str, ours: float, theirs: float, cpu: tuple[float, float]) -> None:
     print(f"{name:<14} pykeygen {ours * 1000:8.1f} ms   ssh-keygen {theirs * 1000:8.1f} ms   "
           f"ratio {ours / theirs:5.2f}   (CPU {cpu[0] * 1000:.0f} / {cpu[1] * 1000:.0f} ms, "
           f"ratio {cpu[0] / cpu[1]:4.2f})")
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(*args: Any, **kwargs: Any) -> tuple[float, bytes, bytes, float]:
-    """best_time() and the mean user+sys CPU time of a run (forked helpers included):
-    on a busy machine the CPU time is the steadier figure."""
-    best_time(args[0], args[1], args[2], 0, **kwargs)  # bytecode compiled, caches warm
-    before = _children_cpu()
-    best, out, err = best_time(*args, **kwargs)
-    return best, out, err, (_children_cpu() - before) / (args[3] + 1)
-
 
 
 def main() -> int:
