@@ -18,6 +18,8 @@ import stat
 import subprocess
 from collections.abc import Mapping
 
+from protocol.percent import BadPercent, expand_percent
+
 log = logging.getLogger("pyssh.sshd")
 
 #: a file of authorized keys or principals larger than this is not read
@@ -95,24 +97,11 @@ def open_user_file(path: str, pw: pwd.struct_passwd, strict_modes: bool,
 def percent_expand(template: str, tokens: Mapping[str, str]) -> str | None:
     """misc.c's percent_expand(): ``%%`` and the given one-letter tokens; None (with
     an error logged) for an unknown token or a lone ``%``."""
-    out: list[str] = []
-    i = 0
-    while i < len(template):
-        c = template[i]
-        if c != "%":
-            out.append(c)
-            i += 1
-            continue
-        token = template[i + 1 : i + 2]
-        if token == "%":
-            out.append("%")
-        elif token in tokens:
-            out.append(tokens[token])
-        else:
-            log.error("percent_expand: unknown key %%%s", token)
-            return None
-        i += 2
-    return "".join(out)
+    try:
+        return expand_percent(template, tokens)
+    except BadPercent as exc:
+        log.error("percent_expand: unknown key %%%s", exc.token)
+        return None
 
 
 def _safe_program(path: str, runas_uid: int) -> str | None:

@@ -25,6 +25,7 @@ from keytools.fingerprint import fingerprint
 from keytools.keyfile import read_file
 from keytools.public import PublicKey, read_key_token
 from protocol.auth_files import command_argv, open_user_file, run_auth_command
+from protocol.percent import BadPercent, expand_percent
 from protocol.principals import match_principals
 from protocol.sshd_config import VERBOSE, ServerConfig
 
@@ -75,21 +76,10 @@ def _forwarding(auth: Authorization, entry: KeyOptions | None,
 def expand_path(template: str, user: str, home: str, uid: int) -> str | None:
     """AuthorizedKeysFile tokens (%h %u %U %%); relative paths start at the home
     directory. None for an unknown token (sshd refuses the file)."""
-    out: list[str] = []
-    i = 0
-    while i < len(template):
-        c = template[i]
-        if c != "%":
-            out.append(c)
-            i += 1
-            continue
-        token = template[i + 1 : i + 2]
-        value = {"%": "%", "h": home, "u": user, "U": str(uid)}.get(token)
-        if value is None:
-            return None
-        out.append(value)
-        i += 2
-    path = "".join(out)
+    try:
+        path = expand_percent(template, {"h": home, "u": user, "U": str(uid)})
+    except BadPercent:
+        return None
     return path if path.startswith("/") else os.path.join(home, path)
 
 

@@ -474,25 +474,14 @@ def expand_hostname(value: str, host: str) -> str:
 
 def expand_tokens(text: str, tokens: dict[str, str]) -> str:
     """percent_expand: each %x from ``tokens``, %% a percent; others are errors."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch != "%":
-            out.append(ch)
-            i += 1
-            continue
-        if i + 1 >= len(text):
-            raise ConfigError(f"percent_expand: invalid format \"{text}\"")
-        code = text[i + 1]
-        if code == "%":
-            out.append("%")
-        elif code in tokens:
-            out.append(tokens[code])
-        else:
-            raise ConfigError(f"percent_expand: unknown key %{code}")
-        i += 2
-    return "".join(out)
+    from protocol.percent import BadPercent, expand_percent
+
+    try:
+        return expand_percent(text, tokens)
+    except BadPercent as exc:
+        if not exc.token:
+            raise ConfigError(f"percent_expand: invalid format \"{text}\"") from None
+        raise ConfigError(f"percent_expand: unknown key %{exc.token}") from None
 
 
 def tilde_expand(path: str) -> str:
