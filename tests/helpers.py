@@ -12,7 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +122,40 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def run_in_pty(cmd: Sequence[str], env: Mapping[str, str], answers: Sequence[bytes],
+               is_prompt: Callable[[bytes], bool], timeout: float = 30) -> tuple[int, bytes]:
+    """Run ``cmd`` on a new terminal (cwd: the repository), typing the next answer each
+    time the output so far ends in a prompt; (exit code, everything on the terminal)."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, never return into pytest
+        try:
+            os.chdir(REPO_ROOT)
+            os.execvpe(cmd[0], list(cmd), dict(env))
+        finally:
+            os._exit(127)
+    out, pending = b"", list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+            if pending and is_prompt(out):
+                os.write(fd, pending.pop(0))
+    finally:
+        os.close(fd)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests import helpers
 from tests.agent.agentproc import AgentFactory, agent_factory
 from tests.helpers import REPO_ROOT, run, tool_path
 from tests.interop.pyadd_support import pyadd, ssh_add
@@ -491,37 +492,7 @@ def test_identity_agent(env: Env, tmp_path: Path, agent_factory: AgentFactory) -
 def run_in_pty(cmd: list[str], env: dict[str, str], answers: list[bytes],
                timeout: float = 30) -> tuple[int, bytes]:
     """Run ``cmd`` on a new terminal, typing the next answer at each prompt (": ")."""
-    import pty
-    import select
-    import time
-
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: exec at once, never return into pytest
-        try:
-            os.chdir(REPO_ROOT)
-            os.execvpe(cmd[0], cmd, env)
-        finally:
-            os._exit(127)
-    out, pending = b"", list(answers)
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if pending and out.endswith(b": "):
-                os.write(fd, pending.pop(0))
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), out
+    return helpers.run_in_pty(cmd, env, answers, lambda out: out.endswith(b": "), timeout)
 
 
 def test_password_on_terminal(env: Env, tmp_path: Path) -> None:

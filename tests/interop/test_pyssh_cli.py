@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests import helpers
 from tests.agent.agentproc import AgentFactory, agent_factory, base_env
 from tests.helpers import REPO_ROOT, TESTDATA, private_copy, run, tool_path
 from tests.interop.sshd import SshdServer, free_port, start_sshd
@@ -298,39 +299,8 @@ def test_unsupported_option_warns_and_continues(env: Env, tmp_path: Path) -> Non
 
 def run_in_pty(cmd: list[str], answer: bytes, timeout: float = 60) -> tuple[int, bytes]:
     """Run ``cmd`` on a new terminal; type ``answer`` at the first question."""
-    import pty
-    import select
-    import time
-
-    child_env = base_env()
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: exec at once, never return into pytest
-        try:
-            os.chdir(REPO_ROOT)
-            os.execvpe(cmd[0], cmd, child_env)
-        finally:
-            os._exit(127)
-    out, sent = b"", False
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-            if not sent and out.rstrip().endswith(b"?"):
-                os.write(fd, answer)
-                sent = True
-    finally:
-        os.close(fd)
-        _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), out
+    return helpers.run_in_pty(cmd, base_env(), [answer],
+                              lambda out: out.rstrip().endswith(b"?"), timeout)
 
 
 @pytest.mark.parametrize("answer", [b"yes\n", b"no\n"])
